@@ -1,0 +1,38 @@
+"""Generic audited writes for spec rows; apps add their own `<noun>_<verb>`."""
+
+from django.db import models, transaction
+
+from . import audit
+from .fields import secret_field_names
+
+
+@transaction.atomic
+def object_save(actor, instance: models.Model, data: dict, via: str = "ui") -> models.Model:
+    """Create or update a row from validated data and leave an AuditEvent.
+
+    A secret field given as "" keeps its stored value ("not replaced").
+    """
+    secrets = set(secret_field_names(type(instance)))
+    creating = instance._state.adding
+    before = {} if creating else audit.snapshot(instance)
+    touched_secrets = set()
+    for name, value in data.items():
+        if name in secrets:
+            if not value:
+                continue
+            touched_secrets.add(name)
+        setattr(instance, name, value)
+    instance.full_clean()
+    instance.save()
+    changes = audit.diff(before, audit.snapshot(instance), secrets)
+    for name in touched_secrets:
+        changes[name] = audit.SECRET_MARK
+    if creating or changes:
+        audit.record(actor, "create" if creating else "update", instance, changes, via)
+    return instance
+
+
+@transaction.atomic
+def object_delete(actor, instance: models.Model, via: str = "ui") -> None:
+    audit.record(actor, "delete", instance, {}, via)
+    instance.delete()

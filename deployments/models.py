@@ -1,0 +1,67 @@
+"""Services and the rollouts that move them to a new image."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from controlplane.models import TimeStamped
+from regions.models import Region
+
+
+class Service(TimeStamped):
+    name = models.SlugField(max_length=100, unique=True)
+    project = models.ForeignKey(
+        "builds.Project", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    regions = models.ManyToManyField(Region, related_name="services", blank=True)
+    image = models.CharField(max_length=300, blank=True)
+    replicas = models.PositiveIntegerField(default=2)
+    port = models.PositiveIntegerField(default=8080)
+    health_path = models.CharField(max_length=200, default="/")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RolloutStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")  # created, not started
+    RUNNING = "running", _("Running")  # replacing replicas batch by batch
+    SUCCEEDED = "succeeded", _("Succeeded")  # every replica passed its health check
+    FAILED = "failed", _("Failed")  # a health gate or deadline failed
+    ROLLED_BACK = "rolled_back", _("Rolled back")  # previous replicas restored
+
+
+ROLLOUT_ACTIVE_STATES = {RolloutStatus.PENDING, RolloutStatus.RUNNING}
+ROLLOUT_TERMINAL_STATES = {
+    RolloutStatus.SUCCEEDED,
+    RolloutStatus.FAILED,
+    RolloutStatus.ROLLED_BACK,
+}
+
+
+class Rollout(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="rollouts")
+    image = models.CharField(max_length=300)
+    status = models.CharField(
+        max_length=20, choices=RolloutStatus.choices, default=RolloutStatus.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    progress = models.JSONField(default=dict, blank=True)
+    log = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.service.name} → {self.image}"

@@ -1,0 +1,66 @@
+"""Regions and the Docker hosts in them."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from controlplane.fields import EncryptedTextField
+from controlplane.models import TimeStamped
+
+
+class Region(TimeStamped):
+    class Role(models.TextChoices):
+        HOME = "home", _("Home")  # where images are built and the upstream lives
+        EDGE = "edge", _("Edge")  # serves users; mirrors the home registry
+
+    slug = models.SlugField(max_length=50, unique=True, help_text=_("e.g. cn-hongkong"))
+    name = models.CharField(max_length=100)
+    provider = models.CharField(max_length=50, blank=True, default="aliyun")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.EDGE)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class HostStatus(models.TextChoices):
+    UNKNOWN = "unknown", _("Unknown")  # never checked yet
+    UP = "up", _("Up")  # last check reached the engine
+    UNREACHABLE = "unreachable", _("Unreachable")  # last check failed; see last_error
+
+
+class DockerHost(TimeStamped):
+    class HostRole(models.TextChoices):
+        REGISTRY = "registry", _("Registry")
+        BUILD = "build", _("Build")
+        APP = "app", _("App")
+
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="hosts")
+    name = models.CharField(max_length=100)
+    docker_url = models.CharField(
+        max_length=300, help_text=_("unix:///var/run/docker.sock, tcp://h:2376, ssh://u@h")
+    )
+    roles = models.JSONField(default=list, blank=True)
+    # Client TLS for tcp:// engines; the key is a secret.
+    tls_ca_cert = models.TextField(blank=True)
+    tls_client_cert = models.TextField(blank=True)
+    tls_client_key = EncryptedTextField()
+
+    status = models.CharField(
+        max_length=20, choices=HostStatus.choices, default=HostStatus.UNKNOWN
+    )
+    engine_version = models.CharField(max_length=50, blank=True)
+    container_count = models.IntegerField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    last_checked = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["region__slug", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["region", "name"], name="host_name_per_region")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.region.slug}/{self.name}"

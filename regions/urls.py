@@ -1,0 +1,9 @@
+"""Pages of the regions app."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+]

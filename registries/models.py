@@ -1,0 +1,105 @@
+"""Object stores and the registries (mirror | private) that share them."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from controlplane.fields import EncryptedTextField
+from controlplane.models import TimeStamped
+from regions.models import DockerHost, Region
+
+
+class ObjectStore(TimeStamped):
+    class Kind(models.TextChoices):
+        OSS = "oss", _("Aliyun OSS")
+        S3 = "s3", _("S3-compatible")
+        FILESYSTEM = "filesystem", _("Filesystem on the host")
+
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="stores")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.S3)
+    endpoint = models.CharField(max_length=300, blank=True)
+    internal_endpoint = models.BooleanField(default=False)
+    bucket = models.CharField(max_length=100, blank=True)
+    s3_region = models.CharField(max_length=50, blank=True, default="us-east-1")
+    root_directory = models.CharField(max_length=300, blank=True, default="/registry")
+    access_key_id = models.CharField(max_length=200, blank=True)
+    secret_access_key = EncryptedTextField()
+
+    class Meta:
+        ordering = ["region__slug", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["region", "name"], name="store_name_per_region")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.region.slug}/{self.name}"
+
+
+class RegistryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")  # saved, never applied
+    HEALTHY = "healthy", _("Healthy")  # last health check passed
+    DEGRADED = "degraded", _("Degraded")  # running, some check failed
+    FAILED = "failed", _("Failed")  # apply failed; see last_error
+
+
+class Registry(TimeStamped):
+    class Kind(models.TextChoices):
+        MIRROR = "mirror", _("Mirror")  # pull-through proxy behind nginx
+        PRIVATE = "private", _("Private")  # push registry on loopback
+
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="registries")
+    host = models.ForeignKey(
+        DockerHost, on_delete=models.PROTECT, related_name="registries"
+    )
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MIRROR)
+    store = models.ForeignKey(
+        ObjectStore, on_delete=models.PROTECT, related_name="registries"
+    )
+    image = models.CharField(max_length=200, blank=True)  # empty: the setting
+    upstream_url = models.URLField(max_length=300, blank=True)
+    upstream_username = models.CharField(max_length=150, blank=True)
+    upstream_password = EncryptedTextField()
+    listen_address = models.CharField(max_length=100, default="127.0.0.1")
+    port = models.PositiveIntegerField(default=5000)  # the registry's own port
+    https_port = models.PositiveIntegerField(null=True, blank=True)  # nginx, mirrors
+    public_hostname = models.CharField(max_length=200, blank=True)
+    tls_certificate = models.TextField(blank=True)
+    tls_private_key = EncryptedTextField()
+    tls_expires_at = models.DateTimeField(null=True, blank=True)
+    http_secret = EncryptedTextField()
+    require_auth = models.BooleanField(default=True)
+
+    status = models.CharField(
+        max_length=20, choices=RegistryStatus.choices, default=RegistryStatus.PENDING
+    )
+    config_hash = models.CharField(max_length=64, blank=True)
+    last_applied_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["region__slug", "name"]
+        verbose_name_plural = "registries"
+        constraints = [
+            models.UniqueConstraint(fields=["region", "name"], name="registry_name_per_region")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.region.slug}/{self.name}"
+
+
+class RegistryUser(models.Model):
+    """An htpasswd entry; the password is kept encrypted to re-render bcrypt."""
+
+    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="users")
+    username = models.CharField(max_length=100)
+    password = EncryptedTextField()
+
+    class Meta:
+        ordering = ["username"]
+        constraints = [
+            models.UniqueConstraint(fields=["registry", "username"], name="user_per_registry")
+        ]
+
+    def __str__(self) -> str:
+        return self.username
