@@ -69,6 +69,15 @@ class Registry(TimeStamped):
     tls_expires_at = models.DateTimeField(null=True, blank=True)
     http_secret = EncryptedTextField()
     require_auth = models.BooleanField(default=True)
+    # Loopback port of the registry's debug/metrics listener.
+    debug_port = models.PositiveIntegerField(null=True, blank=True)
+    # Upstream gateway between a mirror and its upstream (issue: cross-region
+    # bytes). Its log is the ground truth for bytes and misses upstream.
+    gateway_enabled = models.BooleanField(default=True)
+    gateway_port = models.PositiveIntegerField(null=True, blank=True)
+    gateway_cache_max_mb = models.PositiveIntegerField(default=10240)
+    # Registry notifications to Ferry carry this bearer token.
+    notify_token = EncryptedTextField()
 
     status = models.CharField(
         max_length=20, choices=RegistryStatus.choices, default=RegistryStatus.PENDING
@@ -103,3 +112,50 @@ class RegistryUser(models.Model):
 
     def __str__(self) -> str:
         return self.username
+
+
+class RegistrySample(models.Model):
+    """Counters of one sampling interval (not cumulative), from ground truth.
+
+    requests/hits/misses count blob GETs; bytes_upstream is what really crossed
+    from the upstream, bytes_served what clients really received.
+    """
+
+    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="samples")
+    sampled_at = models.DateTimeField(db_index=True)
+    requests = models.BigIntegerField(default=0)
+    hits = models.BigIntegerField(default=0)
+    misses = models.BigIntegerField(default=0)
+    bytes_upstream = models.BigIntegerField(default=0)
+    bytes_served = models.BigIntegerField(default=0)
+    upstream_requests = models.BigIntegerField(default=0)
+    # Gauges at sampling time.
+    storage_bytes = models.BigIntegerField(null=True, blank=True)
+    object_count = models.BigIntegerField(null=True, blank=True)
+    abandoned_upload_bytes = models.BigIntegerField(null=True, blank=True)
+    gateway_cache_bytes = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sampled_at"]
+        get_latest_by = "sampled_at"
+
+
+class RegistryEvent(models.Model):
+    """A push or pull the registry reported through its notifications."""
+
+    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="events")
+    event_id = models.CharField(max_length=100)
+    at = models.DateTimeField(db_index=True)
+    action = models.CharField(max_length=20)  # push | pull | delete
+    repository = models.CharField(max_length=300, db_index=True)
+    tag = models.CharField(max_length=200, blank=True)
+    digest = models.CharField(max_length=100, blank=True)
+    media_type = models.CharField(max_length=200, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        constraints = [
+            models.UniqueConstraint(fields=["registry", "event_id"], name="event_once")
+        ]
