@@ -1,0 +1,192 @@
+"""A sandboxed Docker engine per test host or region.
+
+Each `Dockerd` runs its own dockerd (and, under it, its own containerd) in a
+fresh short directory under /tmp: unix socket paths must stay below 108
+characters and containerd nests its sockets under the exec root. Only
+loopback networking: `--bridge=none --iptables=false --ip-masq=false`, so
+containers run with `network_mode="host"`.
+
+    with Dockerd() as engine:
+        engine.client.containers.run(...)
+        engine.stop()    # the host goes away (same data kept)
+        engine.start()   # and comes back
+
+Everything is stopped by the pid this object started; leftover processes
+are found by the unique directory in their command line, never by name.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Self
+
+import docker
+
+from .wait import wait_for
+
+START_TIMEOUT = 60
+STOP_TIMEOUT = 30
+
+
+def dockerd_binary() -> str:
+    path = shutil.which("dockerd") or (
+        "/usr/sbin/dockerd" if os.path.exists("/usr/sbin/dockerd") else None
+    )
+    if not path:
+        raise RuntimeError(
+            "dockerd is not installed: run `apt-get install -y docker.io` "
+            "(scripts/test.sh installs it)."
+        )
+    return path
+
+
+class Dockerd:
+    """One dockerd with its own data root, exec root, socket and pidfile."""
+
+    def __init__(self, root: str | None = None):
+        self.root = Path(root or tempfile.mkdtemp(prefix="fd-", dir="/tmp"))
+        self.url = f"unix://{self.root}/docker.sock"
+        self.log_path = self.root / "dockerd.log"
+        self.process: subprocess.Popen | None = None
+        self._client: docker.DockerClient | None = None
+
+    def __repr__(self) -> str:
+        return f"<Dockerd {self.url} running={self.running}>"
+
+    # -- lifecycle -------------------------------------------------------
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def command(self) -> list[str]:
+        root = self.root
+        return [
+            dockerd_binary(),
+            f"--data-root={root}/data",
+            f"--exec-root={root}/exec",
+            f"-H={self.url}",
+            f"--pidfile={root}/docker.pid",
+            "--bridge=none",
+            "--iptables=false",
+            "--ip-masq=false",
+        ]
+
+    def start(self, timeout: float = START_TIMEOUT) -> "Dockerd":
+        """Start dockerd and wait until it answers a ping."""
+        if self.running:
+            return self
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        try:
+            # A new session: a Ctrl-C in the terminal must not reach dockerd
+            # before we stop it cleanly (containerd would be orphaned).
+            self.process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        self._client = None
+        wait_for(
+            self._ready,
+            timeout=timeout,
+            interval=0.1,
+            message=f"dockerd at {self.url} did not answer",
+        )
+        return self
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"dockerd exited with {self.process.returncode}:\n{self.log_tail()}"
+            )
+        if not (self.root / "docker.sock").exists():
+            return False
+        return bool(self.client.ping())
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM our dockerd, SIGKILL it after `timeout`; reap containerd."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+        self._kill_leftovers()
+
+    def close(self) -> None:
+        """Stop and delete the directory (after unmounting what is left)."""
+        self.stop()
+        _unmount_under(self.root)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- helpers ---------------------------------------------------------
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = docker.DockerClient(base_url=self.url, timeout=60)
+        return self._client
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no dockerd log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def leftover_pids(self) -> list[int]:
+        """Processes (containerd, shims) whose command line names our directory."""
+        marker = str(self.root).encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker + b"/" in cmdline or cmdline.endswith(marker):
+                found.append(int(entry.name))
+        return found
+
+    def _kill_leftovers(self) -> None:
+        # containerd normally exits with dockerd; a SIGKILLed dockerd leaves it.
+        deadline = time.monotonic() + 10
+        while (pids := self.leftover_pids()) and time.monotonic() < deadline:
+            sig = signal.SIGTERM if time.monotonic() < deadline - 5 else signal.SIGKILL
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+
+
+def _unmount_under(root: Path) -> None:
+    prefix = str(root) + "/"
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    points = [line.split()[4] for line in mounts]
+    for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
