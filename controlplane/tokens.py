@@ -29,7 +29,11 @@ def token_create(user, name: str, via: str = "ui") -> tuple[ApiToken, str]:
         user=user, name=name, prefix=raw[:PREFIX_LENGTH], token_hash=hash_token(raw)
     )
     audit.record(
-        user, "create", token, {"name": [None, name], "prefix": [None, token.prefix]}, via
+        user,
+        "create",
+        token,
+        {"name": [None, name], "prefix": [None, token.prefix]},
+        via,
     )
     return token, raw
 
@@ -48,7 +52,13 @@ def token_revoke(user, token_id: int, via: str = "ui") -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        audit.record(user, "revoke", token, {"revoked_at": [None, token.revoked_at.isoformat()]}, via)
+        audit.record(
+            user,
+            "revoke",
+            token,
+            {"revoked_at": [None, token.revoked_at.isoformat()]},
+            via,
+        )
     return token
 
 
