@@ -4,7 +4,8 @@ Subclass `AuditedModelViewSet` and set `queryset`, `serializer_class`,
 `write_role` (operator by default; admin for rows with secrets), plus
 `filterset_fields` / `ordering_fields`. To route writes through an app
 service instead of the generic `object_save`, override `save_object` (and
-`delete_object`). A Django ValidationError becomes a 400 naming the fields,
+`delete_object`). After a write the row is re-read through get_queryset,
+so annotated fields appear in the response. A Django ValidationError becomes a 400 naming the fields,
 a ProtectedError a 409.
 """
 
@@ -67,18 +68,22 @@ class AuditedModelViewSet(viewsets.ModelViewSet):
     def delete_object(self, instance: models.Model) -> None:
         object_delete(self.request.user, instance, via=self.via)
 
+    def reload(self, instance: models.Model) -> models.Model:
+        """Re-read a saved row through get_queryset (annotations, joins)."""
+        return self.get_queryset().filter(pk=instance.pk).first() or instance
+
     def perform_create(self, serializer):
         model = serializer.Meta.model
         with api_errors():
-            serializer.instance = self.save_object(
-                model(), dict(serializer.validated_data)
-            )
+            instance = self.save_object(model(), dict(serializer.validated_data))
+        serializer.instance = self.reload(instance)
 
     def perform_update(self, serializer):
         with api_errors():
-            serializer.instance = self.save_object(
+            instance = self.save_object(
                 serializer.instance, dict(serializer.validated_data)
             )
+        serializer.instance = self.reload(instance)
 
     def perform_destroy(self, instance):
         with api_errors():

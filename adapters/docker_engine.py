@@ -1,0 +1,184 @@
+"""Docker engine connections (unix://, tcp:// with client TLS, ssh://).
+
+`engine_client(conn)` is a context manager yielding a docker.DockerClient
+built lazily with an explicit timeout (settings.FERRY_DOCKER_TIMEOUT unless
+given). Connection failures come out as our `HostUnreachable(reason)` with a
+reason people can act on; unusable settings as `HostConfigError`. Other
+docker errors raised inside the `with` body pass through untouched.
+
+`engine_info(conn)` is the health probe: engine version and container count.
+"""
+
+import os
+import shutil
+import socket
+import ssl
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import docker
+import requests
+from django.conf import settings
+from docker.errors import DockerException, TLSParameterError
+from docker.tls import TLSConfig
+
+from .errors import HostConfigError, HostUnreachable
+
+MAX_REASON = 300
+
+
+@dataclass(frozen=True)
+class HostConnection:
+    """How to reach one engine; TLS values are PEM text (key is a secret)."""
+
+    url: str
+    ca_cert: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+
+    def __repr__(self) -> str:  # never print the key
+        return f"HostConnection({self.url!r}, tls={bool(self.client_cert)})"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    version: str  # engine (server) version, e.g. "26.1.5+dfsg1"
+    api_version: str
+    containers: int  # all containers, running or not
+    containers_running: int
+
+
+def engine_info(conn: HostConnection, timeout: float | None = None) -> EngineInfo:
+    """Ask the engine for its version and container count."""
+    with engine_client(conn, timeout) as client:
+        version = client.version()
+        info = client.info()
+    return EngineInfo(
+        version=str(version.get("Version", "")),
+        api_version=str(version.get("ApiVersion", "")),
+        containers=int(info.get("Containers", 0)),
+        containers_running=int(info.get("ContainersRunning", 0)),
+    )
+
+
+@contextmanager
+def engine_client(
+    conn: HostConnection, timeout: float | None = None
+) -> Iterator[docker.DockerClient]:
+    """Yield a connected DockerClient; remove its TLS files afterwards."""
+    timeout = float(timeout or settings.FERRY_DOCKER_TIMEOUT)
+    tls_dir = None
+    client = None
+    try:
+        kwargs = {}
+        if conn.url.startswith("tcp://") and (conn.ca_cert or conn.client_cert):
+            tls_dir = tempfile.mkdtemp(prefix="ferry-tls-")  # mode 0700
+            kwargs["tls"] = _tls_config(conn, tls_dir)
+        elif conn.url.startswith("ssh://"):
+            kwargs["use_ssh_client"] = _ssh_client_available()
+        try:
+            # version="auto" asks the engine which API it speaks: the first
+            # round trip, so an unreachable engine fails right here.
+            client = docker.DockerClient(
+                base_url=conn.url, version="auto", timeout=timeout, **kwargs
+            )
+        except TLSParameterError as exc:
+            raise HostConfigError(f"Bad TLS settings for {conn.url}: {exc}") from exc
+        except (DockerException, requests.RequestException, OSError) as exc:
+            raise HostUnreachable(describe(exc, conn.url, timeout)) from exc
+        try:
+            yield client
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise HostUnreachable(describe(exc, conn.url, timeout)) from exc
+    finally:
+        if client is not None:
+            client.close()
+        if tls_dir:
+            shutil.rmtree(tls_dir, ignore_errors=True)
+
+
+def _write_private(directory: str, name: str, text: str) -> str:
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text.strip() + "\n")
+    return path
+
+
+def _tls_config(conn: HostConnection, directory: str) -> TLSConfig:
+    ca = _write_private(directory, "ca.pem", conn.ca_cert) if conn.ca_cert else None
+    client_cert = None
+    if conn.client_cert and conn.client_key:
+        client_cert = (
+            _write_private(directory, "cert.pem", conn.client_cert),
+            _write_private(directory, "key.pem", conn.client_key),
+        )
+    try:
+        # Without a CA we still encrypt, but cannot verify the server.
+        return TLSConfig(client_cert=client_cert, ca_cert=ca, verify=ca or False)
+    except TLSParameterError as exc:
+        raise HostConfigError(f"Bad TLS settings for {conn.url}: {exc}") from exc
+
+
+def _ssh_client_available() -> bool:
+    """Whether to shell out to the system ssh (True) or use paramiko (False).
+
+    The docker SDK's ssh transport imports paramiko either way, so without it
+    ssh:// cannot work at all: say so plainly instead of a docker error.
+    """
+    try:
+        import paramiko  # noqa: F401
+    except ImportError as exc:
+        raise HostConfigError(
+            "ssh:// engines need the Python package paramiko on the Ferry host "
+            "(pip install paramiko); the URL itself is valid."
+        ) from exc
+    return shutil.which("ssh") is not None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps (causes, args, urllib3 reasons)."""
+    seen, todo = set(), [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [
+            current.__cause__,
+            current.__context__,
+            getattr(current, "reason", None),
+        ]
+        nested += list(getattr(current, "args", ()))
+        todo.extend(item for item in nested if isinstance(item, BaseException))
+
+
+def _short_reason(exc: BaseException, timeout: float) -> str | None:
+    for item in _chain(exc):
+        if isinstance(item, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(item, FileNotFoundError):
+            return "no such socket (is dockerd running?)"
+        if isinstance(item, PermissionError):
+            return "permission denied"
+        if isinstance(item, socket.gaierror):
+            return "cannot resolve the host name"
+        if isinstance(item, (TimeoutError, socket.timeout, requests.Timeout)):
+            return f"no answer within {timeout:g} s"
+        if isinstance(item, ssl.SSLError):
+            return f"TLS handshake failed ({getattr(item, 'reason', None) or item})"
+        if isinstance(item, (ConnectionResetError, BrokenPipeError)):
+            return "connection closed by the engine"
+    return None
+
+
+def describe(exc: BaseException, url: str, timeout: float) -> str:
+    """One line for people: 'Cannot connect to <url>: connection refused'."""
+    reason = _short_reason(exc, timeout)
+    if reason is None:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+    text = f"Cannot connect to {url}: {reason}"
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"

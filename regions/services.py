@@ -1,0 +1,133 @@
+"""Writes for regions and Docker hosts, and the host health check.
+
+Regions use the generic `controlplane.services.object_save`; hosts go
+through `host_save` so that pages and the API validate the docker URL and
+TLS files the same way. `host_check` records what the engine answered.
+"""
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from adapters.docker_engine import EngineInfo, HostConnection, engine_info
+from adapters.errors import AdapterError
+from controlplane import audit
+from controlplane.services import object_save
+
+from .models import DockerHost, HostStatus
+from .validators import validate_host_connection
+
+log = logging.getLogger(__name__)
+
+CONNECTION_FIELDS = ("docker_url", "tls_ca_cert", "tls_client_cert", "tls_client_key")
+SECRET_FIELDS = ("tls_client_key",)
+
+
+def host_connection(host: DockerHost) -> HostConnection:
+    """The adapter's view of how to reach `host`'s engine."""
+    return HostConnection(
+        url=host.docker_url,
+        ca_cert=host.tls_ca_cert,
+        client_cert=host.tls_client_cert,
+        client_key=host.tls_client_key,
+    )
+
+
+@transaction.atomic
+def host_save(actor, host: DockerHost, data: dict, via: str = "ui") -> DockerHost:
+    """Create or update a host after validating its connection settings.
+
+    A secret given as "" keeps the stored value, so the check uses the value
+    that will be stored. A changed connection resets the observed status:
+    what was seen through the old URL says nothing about the new one.
+    """
+    data = dict(data)
+    if "docker_url" in data:
+        data["docker_url"] = (data["docker_url"] or "").strip()
+    effective = {name: getattr(host, name) for name in CONNECTION_FIELDS}
+    for name in CONNECTION_FIELDS:
+        if name in data and (data[name] or name not in SECRET_FIELDS):
+            effective[name] = data[name]
+    validate_host_connection(
+        effective["docker_url"],
+        effective["tls_ca_cert"],
+        effective["tls_client_cert"],
+        effective["tls_client_key"],
+    )
+    if not host._state.adding and _connection_changes(host, data):
+        data.update(_unknown_status())
+    return object_save(actor, host, data, via)
+
+
+def _connection_changes(host: DockerHost, data: dict) -> bool:
+    for name in CONNECTION_FIELDS:
+        if name not in data:
+            continue
+        if name in SECRET_FIELDS and not data[name]:
+            continue  # "" keeps the stored key
+        if data[name] != getattr(host, name):
+            return True
+    return False
+
+
+def _unknown_status() -> dict:
+    return {
+        "status": HostStatus.UNKNOWN,
+        "engine_version": "",
+        "container_count": None,
+        "last_error": "",
+    }
+
+
+def host_check(host_id: int, timeout: float | None = None) -> DockerHost | None:
+    """Probe one host's engine and record status, version, count and error.
+
+    1. Reload the host (None if it is gone).
+    2. Ask the engine (short timeout) for its version and container count.
+    3. Record the result only if the host's status and URL are still what
+       we read (compare-and-set); otherwise a newer write won and we stop.
+    4. A status change leaves an AuditEvent (actor "system").
+    """
+    host = DockerHost.objects.select_related("region").filter(pk=host_id).first()
+    if host is None:
+        return None
+    try:
+        info = engine_info(host_connection(host), timeout=timeout)
+        fields = _up_fields(info)
+    except AdapterError as exc:
+        fields = _unreachable_fields(exc.reason)
+    won = DockerHost.objects.filter(
+        pk=host.pk, status=host.status, docker_url=host.docker_url
+    ).update(**fields)
+    if not won:
+        log.info("host %s changed during its check; result dropped", host.pk)
+        return DockerHost.objects.filter(pk=host.pk).first()
+    old_status = host.status
+    host.refresh_from_db()
+    if host.status != old_status:
+        changes = {"status": [old_status, host.status]}
+        if host.last_error:
+            changes["last_error"] = [None, host.last_error]
+        audit.record(None, "status", host, changes, via="system")
+    return host
+
+
+def _up_fields(info: EngineInfo) -> dict:
+    now = timezone.now()
+    return {
+        "status": HostStatus.UP,
+        "engine_version": info.version,
+        "container_count": info.containers,
+        "last_seen": now,
+        "last_checked": now,
+        "last_error": "",
+    }
+
+
+def _unreachable_fields(reason: str) -> dict:
+    return {
+        "status": HostStatus.UNREACHABLE,
+        "last_checked": timezone.now(),
+        "last_error": reason,
+    }
