@@ -24,6 +24,10 @@ class ObjectStore(TimeStamped):
     root_directory = models.CharField(max_length=300, blank=True, default="/registry")
     access_key_id = models.CharField(max_length=200, blank=True)
     secret_access_key = EncryptedTextField()
+    # The registry `http.secret` shared by every registry on this store (the
+    # site: mirror + private), so upload state and redirects verify on both.
+    # Generated on first apply; Registry.http_secret is not used for this.
+    http_secret = EncryptedTextField()
 
     class Meta:
         ordering = ["region__slug", "name"]
@@ -37,9 +41,14 @@ class ObjectStore(TimeStamped):
 
 class RegistryStatus(models.TextChoices):
     PENDING = "pending", _("Pending")  # saved, never applied
+    APPLYING = "applying", _("Applying")  # an apply is running now
     HEALTHY = "healthy", _("Healthy")  # last health check passed
     DEGRADED = "degraded", _("Degraded")  # running, some check failed
     FAILED = "failed", _("Failed")  # apply failed; see last_error
+
+
+# Pages poll a registry's status only while an apply is running.
+REGISTRY_ACTIVE_STATES = {RegistryStatus.APPLYING}
 
 
 class Registry(TimeStamped):
@@ -85,6 +94,14 @@ class Registry(TimeStamped):
     config_hash = models.CharField(max_length=64, blank=True)
     last_applied_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Last health check: {"checked_at", "ok", "checks": {name: {"ok", "detail"}},
+    # "cert_days_left"}; see registries/health.py.
+    health = models.JSONField(default=dict, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    # Per-registry apply lease (compare-and-set), so two applies never fight,
+    # across web and worker processes and on every database backend.
+    apply_lock = models.CharField(max_length=64, blank=True)
+    apply_lock_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["region__slug", "name"]
