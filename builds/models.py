@@ -1,6 +1,10 @@
 """Build clusters, their agents, projects and the builds run for them."""
 
+import re
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -9,13 +13,65 @@ from controlplane.models import TimeStamped
 from regions.models import DockerHost, Region
 
 
+class ClusterStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")  # saved, never provisioned
+    PROVISIONING = "provisioning", _("Provisioning")  # provision task running
+    READY = "ready", _("Ready")  # last provision succeeded
+    FAILED = "failed", _("Failed")  # last provision failed; see last_error
+
+
+# Kinds every new cluster gets, with the image and caches of a plain agent.
+DEFAULT_AGENTS = {
+    "java": {"image": "maven:3-eclipse-temurin-21", "cache_paths": ["/root/.m2"]},
+    "node": {"image": "node:22", "cache_paths": ["/root/.npm"]},
+}
+
+IMAGE_REPOSITORY_RE = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+)
+validate_kind = RegexValidator(
+    r"^[a-z][a-z0-9-]{0,29}$",
+    _("Use lowercase letters, digits and dashes, starting with a letter."),
+)
+
+
+def validate_image_repository(value: str) -> None:
+    if not IMAGE_REPOSITORY_RE.match(value or ""):
+        raise ValidationError(
+            _("Use a lowercase repository path such as team/api (no host, no tag).")
+        )
+
+
+def validate_dockerfile(value: str) -> None:
+    parts = (value or "").split("/")
+    if not value or value.startswith("/") or ".." in parts:
+        raise ValidationError(
+            _(
+                "Give a path inside the repository, such as Dockerfile or docker/app.Dockerfile."
+            )
+        )
+
+
+def validate_cache_paths(value) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(p, str) and p.startswith("/") and p.rstrip("/") for p in value
+    ):
+        raise ValidationError(
+            _('Give a list of absolute container paths, e.g. ["/root/.m2"].')
+        )
+
+
 class BuildCluster(TimeStamped):
     class Executor(models.TextChoices):
         JENKINS = "jenkins", _("Jenkins")
         DOCKER = "docker", _("Docker")
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="clusters")
-    host = models.ForeignKey(DockerHost, on_delete=models.PROTECT, related_name="clusters")
+    region = models.ForeignKey(
+        Region, on_delete=models.PROTECT, related_name="clusters"
+    )
+    host = models.ForeignKey(
+        DockerHost, on_delete=models.PROTECT, related_name="clusters"
+    )
     name = models.CharField(max_length=100)
     executor = models.CharField(
         max_length=10, choices=Executor.choices, default=Executor.DOCKER
@@ -31,13 +87,18 @@ class BuildCluster(TimeStamped):
     jenkins_url = models.URLField(blank=True)
     jenkins_username = models.CharField(max_length=150, blank=True)
     jenkins_token = EncryptedTextField()
-    status = models.CharField(max_length=20, default="pending")
+    status = models.CharField(
+        max_length=20, choices=ClusterStatus.choices, default=ClusterStatus.PENDING
+    )
     last_error = models.TextField(blank=True)
+    last_provisioned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["region__slug", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["region", "name"], name="cluster_name_per_region")
+            models.UniqueConstraint(
+                fields=["region", "name"], name="cluster_name_per_region"
+            )
         ]
 
     def __str__(self) -> str:
@@ -45,18 +106,35 @@ class BuildCluster(TimeStamped):
 
 
 class BuildAgent(TimeStamped):
-    cluster = models.ForeignKey(BuildCluster, on_delete=models.CASCADE, related_name="agents")
-    kind = models.CharField(max_length=30, default="java")  # java | node | ...
+    cluster = models.ForeignKey(
+        BuildCluster, on_delete=models.CASCADE, related_name="agents"
+    )
+    kind = models.CharField(
+        max_length=30, default="java", validators=[validate_kind]
+    )  # java | node | ...
     image = models.CharField(max_length=200)
     # Container paths to keep in named volumes, e.g. ["/root/.m2"].
-    cache_paths = models.JSONField(default=list, blank=True)
+    cache_paths = models.JSONField(
+        default=list, blank=True, validators=[validate_cache_paths]
+    )
     settings_xml = EncryptedTextField(help_text=_("Private Maven settings.xml"))
-    concurrency = models.PositiveIntegerField(default=1)
+    # Where builder containers see settings.xml (read-only), when it is set.
+    settings_xml_path = models.CharField(
+        max_length=200, default="/root/.m2/settings.xml"
+    )
+    concurrency = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1)]
+    )
+    # Total size of the cache volumes, last measured (provision or build).
+    cache_bytes = models.BigIntegerField(null=True, blank=True)
+    cache_measured_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["cluster", "kind"]
         constraints = [
-            models.UniqueConstraint(fields=["cluster", "kind"], name="agent_kind_per_cluster")
+            models.UniqueConstraint(
+                fields=["cluster", "kind"], name="agent_kind_per_cluster"
+            )
         ]
 
     def __str__(self) -> str:
@@ -64,21 +142,45 @@ class BuildAgent(TimeStamped):
 
 
 class Project(TimeStamped):
-    cluster = models.ForeignKey(BuildCluster, on_delete=models.PROTECT, related_name="projects")
+    cluster = models.ForeignKey(
+        BuildCluster, on_delete=models.PROTECT, related_name="projects"
+    )
     agent_kind = models.CharField(max_length=30, default="java")
     name = models.SlugField(max_length=100, unique=True)
     git_url = models.CharField(max_length=500)
     default_ref = models.CharField(max_length=200, default="main")
-    dockerfile = models.CharField(max_length=200, default="Dockerfile")
+    dockerfile = models.CharField(
+        max_length=200, default="Dockerfile", validators=[validate_dockerfile]
+    )
     # Shell command run in the agent's builder container before `docker build`.
     dependency_command = models.TextField(blank=True)
-    image_repository = models.CharField(max_length=200, help_text=_("e.g. team/api"))
+    image_repository = models.CharField(
+        max_length=200,
+        help_text=_("e.g. team/api"),
+        validators=[validate_image_repository],
+    )
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if (
+            self.cluster_id
+            and self.agent_kind
+            and not self.cluster.agents.filter(kind=self.agent_kind).exists()
+        ):
+            kinds = ", ".join(self.cluster.agents.values_list("kind", flat=True))
+            raise ValidationError(
+                {
+                    "agent_kind": _(
+                        "The cluster has no %(kind)s agent (it has: %(kinds)s)."
+                    )
+                    % {"kind": self.agent_kind, "kinds": kinds or "-"}
+                }
+            )
 
 
 class BuildStatus(models.TextChoices):
@@ -90,12 +192,26 @@ class BuildStatus(models.TextChoices):
 
 
 BUILD_ACTIVE_STATES = {BuildStatus.QUEUED, BuildStatus.RUNNING}
-BUILD_TERMINAL_STATES = {BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.CANCELLED}
+BUILD_TERMINAL_STATES = {
+    BuildStatus.SUCCEEDED,
+    BuildStatus.FAILED,
+    BuildStatus.CANCELLED,
+}
 
 
 class Build(models.Model):
     id = models.UUIDField(primary_key=True)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="builds")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="builds"
+    )
+    # The agent whose slot the build holds (or waits for); set at creation.
+    agent = models.ForeignKey(
+        BuildAgent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="builds",
+    )
     number = models.PositiveIntegerField()
     ref = models.CharField(max_length=200)
     commit = models.CharField(max_length=64, blank=True)
@@ -115,6 +231,8 @@ class Build(models.Model):
     image_digest = models.CharField(max_length=100, blank=True)
     log = models.TextField(blank=True)
     failure_line = models.TextField(blank=True)
+    phase = models.CharField(max_length=30, blank=True)  # current, or the failed one
+    exit_code = models.IntegerField(null=True, blank=True)
     external_id = models.CharField(max_length=100, blank=True)  # Jenkins build no.
 
     class Meta:
@@ -125,3 +243,14 @@ class Build(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.name}#{self.number}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in BUILD_ACTIVE_STATES
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish (queue time excluded)."""
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
