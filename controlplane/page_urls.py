@@ -1,9 +1,18 @@
-"""Login, logout and account pages."""
+"""Login, logout and account pages; the audit log and API tokens."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from regions import views as region_views
+
+from . import views
+
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("audit/", views.audit_log, name="audit_log"),
+    path("tokens/", views.token_list, name="token_list"),
+    path("tokens/<int:pk>/revoke/", views.token_revoke_view, name="token_revoke"),
+    # Un-namespaced alias of regions:overview, for LOGIN_REDIRECT_URL = "overview".
+    path("", region_views.overview, name="overview"),
 ]

@@ -1,10 +1,146 @@
-"""Overview and host pages."""
+"""Overview, host and region pages.
 
-from django.shortcuts import render
+Reads are open to every logged-in role; creating and editing hosts and
+regions needs admin, "check now" needs operator. Writes go through services.
+"""
 
-from .models import Region
+from importlib import import_module
+
+from django.contrib import messages
+from django.db.models import ProtectedError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from controlplane import audit
+from controlplane.page_auth import admin_required, operator_required
+from controlplane.services import object_delete
+
+from .cards import region_cards
+from .forms import HostForm, RegionForm
+from .models import DockerHost, HostStatus, Region
+
+# Live fragments poll only while the tab is visible.
+POLL_TRIGGER = "every 5s [document.visibilityState === 'visible']"
 
 
 def overview(request):
-    regions = Region.objects.prefetch_related("hosts")
-    return render(request, "regions/overview.html", {"regions": regions})
+    return render(request, "regions/overview.html", {"cards": region_cards()})
+
+
+def host_list(request):
+    hosts = DockerHost.objects.select_related("region")
+    region_slug = request.GET.get("region", "")
+    status = request.GET.get("status", "")
+    if region_slug:
+        hosts = hosts.filter(region__slug=region_slug)
+    if status in HostStatus.values:
+        hosts = hosts.filter(status=status)
+    context = {
+        "hosts": hosts,
+        "regions": Region.objects.all(),
+        "statuses": HostStatus.choices,
+        "region_slug": region_slug,
+        "status": status,
+        "poll_trigger": POLL_TRIGGER,
+    }
+    template = "regions/host_list.html"
+    if request.htmx and request.htmx.target == "host-rows":
+        template += "#host-rows"
+    return render(request, template, context)
+
+
+def host_detail(request, pk: int):
+    host = get_object_or_404(DockerHost.objects.select_related("region"), pk=pk)
+    context = {"host": host, "poll_trigger": POLL_TRIGGER}
+    template = "regions/host_detail.html"
+    if request.htmx and request.htmx.target == "host-status":
+        template += "#host-status"
+    return render(request, template, context)
+
+
+@require_POST
+@operator_required
+def host_check(request, pk: int):
+    """Check one host now, synchronously (the adapter has a short timeout)."""
+    host = get_object_or_404(DockerHost, pk=pk)
+    services = import_module("regions.services")  # written by the API helper
+    services.host_check(host.pk)
+    audit.record(request.user, "check", host, {}, via="ui")
+    host.refresh_from_db()
+    if request.htmx:
+        context = {"host": host, "poll_trigger": POLL_TRIGGER}
+        return render(request, "regions/host_detail.html#host-status", context)
+    messages.info(
+        request,
+        _("Checked %(host)s: %(status)s.")
+        % {"host": host.name, "status": host.get_status_display()},
+    )
+    return redirect("regions:host_detail", pk=host.pk)
+
+
+@admin_required
+def host_create(request):
+    return _edit(request, HostForm, DockerHost(), "regions/host_form.html")
+
+
+@admin_required
+def host_edit(request, pk: int):
+    host = get_object_or_404(DockerHost, pk=pk)
+    return _edit(request, HostForm, host, "regions/host_form.html")
+
+
+@require_POST
+@admin_required
+def host_delete(request, pk: int):
+    host = get_object_or_404(DockerHost, pk=pk)
+    return _delete(request, host, "regions:host_detail", {"pk": host.pk})
+
+
+@admin_required
+def region_create(request):
+    return _edit(request, RegionForm, Region(), "regions/region_form.html")
+
+
+@admin_required
+def region_edit(request, slug: str):
+    region = get_object_or_404(Region, slug=slug)
+    return _edit(request, RegionForm, region, "regions/region_form.html")
+
+
+@require_POST
+@admin_required
+def region_delete(request, slug: str):
+    region = get_object_or_404(Region, slug=slug)
+    return _delete(request, region, "regions:region_edit", {"slug": region.slug})
+
+
+def _edit(request, form_class, instance, template: str):
+    """Shared create/edit flow: validate, save through object_save, redirect."""
+    # The form edits its own copy: a rejected edit must not leak into the
+    # page's links (e.g. a changed slug in the delete URL).
+    copy = type(instance).objects.get(pk=instance.pk) if instance.pk else instance
+    form = form_class(request.POST or None, instance=copy)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save_audited(request.user, via="ui")
+        if saved is not None:
+            messages.success(request, _("Saved %(object)s.") % {"object": saved})
+            if isinstance(saved, DockerHost):
+                return redirect("regions:host_detail", pk=saved.pk)
+            return redirect("regions:overview")
+    return render(request, template, {"form": form, "object": instance})
+
+
+def _delete(request, instance, back: str, back_kwargs: dict):
+    try:
+        object_delete(request.user, instance, via="ui")
+    except ProtectedError:
+        messages.error(
+            request,
+            _("%(object)s is still in use and was not deleted.") % {"object": instance},
+        )
+        return redirect(back, **back_kwargs)
+    messages.success(request, _("Deleted %(object)s.") % {"object": instance})
+    if isinstance(instance, DockerHost):
+        return redirect("regions:host_list")
+    return redirect("regions:overview")

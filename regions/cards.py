@@ -1,0 +1,80 @@
+"""Read side of the overview: one card per region.
+
+Each card is a dict for templates/regions/_region_card.html with keys
+`region`, `hosts_up`, `hosts_down`, `hosts_unknown`, `hosts_total`,
+`hit_rate` (0..1 or None), `last_build` and `last_deploy` (rows or None).
+The registry, build and deploy slots come from the other apps; a slot whose
+app has no data yet stays None and the card shows "—".
+"""
+
+import logging
+from importlib import import_module
+
+from django.db.models import Count, Q
+
+from .models import HostStatus, Region
+
+log = logging.getLogger(__name__)
+
+
+def region_cards() -> list[dict]:
+    """Cards for every region, in slug order, with host counts in one query."""
+    regions = Region.objects.annotate(
+        hosts_total=Count("hosts"),
+        hosts_up=Count("hosts", filter=Q(hosts__status=HostStatus.UP)),
+        hosts_down=Count("hosts", filter=Q(hosts__status=HostStatus.UNREACHABLE)),
+    )
+    return [
+        {
+            "region": region,
+            "hosts_total": region.hosts_total,
+            "hosts_up": region.hosts_up,
+            "hosts_down": region.hosts_down,
+            "hosts_unknown": region.hosts_total - region.hosts_up - region.hosts_down,
+            "hit_rate": region_hit_rate(region),
+            "last_build": region_last_build(region),
+            "last_deploy": region_last_deploy(region),
+        }
+        for region in regions
+    ]
+
+
+def region_hit_rate(region: Region) -> float | None:
+    """Hit rate of the region's mirror, from registries.metrics.registry_stats."""
+    try:
+        stats_of = import_module("registries.metrics").registry_stats
+    except (ImportError, AttributeError):
+        return None  # the metrics module is not there yet
+    mirror = region.registries.filter(kind="mirror").order_by("pk").first()
+    if mirror is None:
+        return None
+    try:
+        stats = stats_of(mirror) or {}
+    except Exception:  # a broken selector must not take the overview down
+        log.exception("registry_stats failed for registry %s", mirror.pk)
+        return None
+    return stats.get("hit_rate")
+
+
+def region_last_build(region: Region):
+    """Newest build of a project whose cluster lives in this region."""
+    from builds.models import Build
+
+    return (
+        Build.objects.filter(project__cluster__region=region)
+        .select_related("project")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def region_last_deploy(region: Region):
+    """Newest rollout of a service that runs in this region."""
+    from deployments.models import Rollout
+
+    return (
+        Rollout.objects.filter(service__regions=region)
+        .select_related("service")
+        .order_by("-created_at")
+        .first()
+    )

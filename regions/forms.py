@@ -1,0 +1,76 @@
+"""Forms for creating and editing regions and Docker hosts in the UI."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from controlplane.forms import AuditedModelForm
+
+from .models import DockerHost, Region
+from .validators import validate_host_connection
+
+
+class RegionForm(AuditedModelForm):
+    class Meta:
+        model = Region
+        fields = ["slug", "name", "provider", "role"]
+        labels = {
+            "slug": _("Slug"),
+            "name": _("Name"),
+            "provider": _("Provider"),
+            "role": _("Role"),
+        }
+
+
+class HostForm(AuditedModelForm):
+    roles = forms.MultipleChoiceField(
+        label=_("Roles"),
+        choices=DockerHost.HostRole.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = DockerHost
+        fields = [
+            "region",
+            "name",
+            "docker_url",
+            "roles",
+            "tls_ca_cert",
+            "tls_client_cert",
+            "tls_client_key",
+        ]
+        labels = {
+            "region": _("Region"),
+            "name": _("Name"),
+            "docker_url": _("Docker URL"),
+            "tls_ca_cert": _("TLS CA certificate"),
+            "tls_client_cert": _("TLS client certificate"),
+            "tls_client_key": _("TLS client key"),
+        }
+        widgets = {
+            "tls_ca_cert": forms.Textarea(attrs={"rows": 3}),
+            "tls_client_cert": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def clean(self) -> dict:
+        """Check URL and TLS files together, as the API does (same messages).
+
+        A blank client key means "keep the stored one", so the stored key
+        takes part in the certificate/key match.
+        """
+        data = super().clean()
+        if "docker_url" not in data:
+            return data
+        stored_key = self.instance.tls_client_key if self.instance.pk else ""
+        try:
+            validate_host_connection(
+                data["docker_url"],
+                data.get("tls_ca_cert", ""),
+                data.get("tls_client_cert", ""),
+                data.get("tls_client_key") or stored_key,
+            )
+        except ValidationError as exc:
+            self._add_model_errors(exc)
+        return data

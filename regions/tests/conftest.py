@@ -1,0 +1,75 @@
+"""Fixtures for the regions page tests: users per role, demo topology, catalogue."""
+
+import io
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+
+LOCALE_PO = Path(settings.BASE_DIR) / "locale/zh_Hans/LC_MESSAGES/django.po"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_catalogue():
+    """Compile the zh_Hans catalogue when the .mo is missing or older than the .po."""
+    mo = LOCALE_PO.with_suffix(".mo")
+    if LOCALE_PO.exists() and (
+        not mo.exists() or mo.stat().st_mtime < LOCALE_PO.stat().st_mtime
+    ):
+        subprocess.run(["msgfmt", "--check", "-o", str(mo), str(LOCALE_PO)], check=True)
+    # Django caches catalogues per process; drop them so the fresh .mo is read.
+    from django.utils.translation import trans_real
+
+    trans_real._translations = {}
+    trans_real._active = trans_real.Local()
+
+
+def make_user(username: str, role: str | None) -> User:
+    user = User.objects.create_user(username, password="pw-" + username)
+    if role:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def viewer(db):
+    return make_user("vera", "viewer")
+
+
+@pytest.fixture
+def operator(db):
+    return make_user("otto", "operator")
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_user("ada", "admin")
+
+
+def _client_for(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def viewer_client(client, viewer):
+    return _client_for(client, viewer)
+
+
+@pytest.fixture
+def operator_client(client, operator):
+    return _client_for(client, operator)
+
+
+@pytest.fixture
+def admin_client_(client, admin_user):
+    return _client_for(client, admin_user)
+
+
+@pytest.fixture
+def demo(db):
+    """The demo topology from the set-up command (three regions, a host each)."""
+    call_command("seed_demo", stdout=io.StringIO())
