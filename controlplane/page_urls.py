@@ -1,14 +1,19 @@
 """Login, logout and account pages; the audit log and API tokens."""
 
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from regions import views as region_views
 
 from . import views
+from .views_auth import LoginView, RateLimitedAdminAuthenticationForm
+
+# The admin has its own login page: give it the same rate limit.
+admin.site.login_form = RateLimitedAdminAuthenticationForm
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", views.audit_log, name="audit_log"),
     path("tokens/", views.token_list, name="token_list"),
