@@ -1,8 +1,25 @@
 """Test settings: fast hashing, local keys, database from DATABASE_URL."""
 
-from .dev import *  # noqa: F403
+import os
+
+# Read by base.py when it builds the beat schedule, so set it before importing.
+os.environ.setdefault("FERRY_HOST_HEALTH_INTERVAL", "1")
+
+from .dev import *
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEBUG = False
-FERRY_HOST_HEALTH_INTERVAL = 1.0
+FERRY_HOST_HEALTH_INTERVAL = float(os.environ["FERRY_HOST_HEALTH_INTERVAL"])
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# A Celery worker process shares the SQLite test database (a file, see
+# controlplane/testing/fixtures.py) with pytest: wait for locks rather than
+# fail, and let readers run beside the writer.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL;",
+            "transaction_mode": "IMMEDIATE",
+        }
+    )

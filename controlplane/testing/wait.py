@@ -16,9 +16,12 @@ def wait_for(
     fn: Callable[[], T],
     timeout: float = 30,
     interval: float = 0.2,
-    message: str = "",
+    message: str | Callable[[], str] = "",
 ) -> T:
-    """Return fn()'s first truthy value; raise AssertionError at the deadline."""
+    """Return fn()'s first truthy value; raise AssertionError at the deadline.
+
+    message may be a callable, evaluated only on failure (e.g. a log tail).
+    """
     deadline = time.monotonic() + timeout
     last_value: object = None
     last_error: BaseException | None = None
@@ -39,6 +42,8 @@ def wait_for(
         if last_error
         else f"last value: {last_value!r}"
     )
+    if callable(message):
+        message = message()
     raise AssertionError(
         f"{message or 'condition not met'} (after {timeout:g}s; {seen})"
     ) from last_error

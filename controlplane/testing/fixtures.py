@@ -1,0 +1,154 @@
+"""pytest plugin: real services for Ferry's tests (see shared/TESTING.md).
+
+Registered by the root conftest.py. Session fixtures: `dockerd`,
+`test_images`, `redis_url`, `s3_server`, `test_ca`. Function fixtures:
+`dockerd_factory`, `celery_worker`, `container_cleanup`. A test using
+`celery_worker` must be `@pytest.mark.django_db(transaction=True)`: the
+worker is another process and sees only committed rows.
+"""
+
+import os
+import tempfile
+import uuid
+from urllib.parse import quote
+
+import pytest
+
+from . import services
+from .dockerd import Dockerd
+from .images import import_test_images
+from .tls import TestCA
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """SQLite test databases live in a file, so a worker process can open it."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        directory = tempfile.mkdtemp(prefix="ferry-testdb-")
+        db.setdefault("TEST", {})["NAME"] = os.path.join(directory, "test.sqlite3")
+
+
+# -- docker ------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def dockerd():
+    with Dockerd() as engine:
+        yield engine
+
+
+@pytest.fixture
+def dockerd_factory():
+    """Call it to start another Dockerd; all are stopped at teardown."""
+    started: list[Dockerd] = []
+
+    def start() -> Dockerd:
+        engine = Dockerd()
+        started.append(engine)
+        return engine.start()
+
+    yield start
+    for engine in reversed(started):
+        engine.close()
+
+
+@pytest.fixture(scope="session")
+def test_images(dockerd):
+    return import_test_images(dockerd.client)
+
+
+class ContainerCleanup:
+    """Names containers with a unique prefix and removes only those."""
+
+    def __init__(self, client, prefix: str):
+        self.client, self.prefix = client, prefix
+
+    def name(self, suffix: str = "") -> str:
+        return f"{self.prefix}{suffix or uuid.uuid4().hex[:6]}"
+
+    def remove_all(self) -> None:
+        for container in self.client.containers.list(all=True):
+            if container.name.startswith(self.prefix):
+                container.remove(force=True)
+
+
+@pytest.fixture
+def container_cleanup(dockerd):
+    """`container_cleanup.name("web")` -> a name removed after the test."""
+    cleanup = ContainerCleanup(dockerd.client, f"t-{uuid.uuid4().hex[:8]}-")
+    yield cleanup
+    cleanup.remove_all()
+
+
+# -- services ----------------------------------------------------------------
+@pytest.fixture(scope="session")
+def redis_url():
+    """REDIS_URL_TEST if given, else a fresh redis-server; Celery points at it."""
+    given = os.environ.get("REDIS_URL_TEST")
+    if given:
+        point_celery_at(given)
+        yield given
+        return
+    with services.redis_server() as url:
+        point_celery_at(url)
+        yield url
+
+
+def point_celery_at(url: str) -> None:
+    """Make this process publish tasks to the test broker."""
+    from django.conf import settings
+
+    from controlplane.celery import app
+
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = url
+    app.conf.broker_url = url
+    # Pools are built lazily from broker_url; drop one built for an old URL.
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    with services.moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory):
+    return TestCA.create(tmp_path_factory.mktemp("test-ca"))
+
+
+# -- celery --------------------------------------------------------------------
+def database_url() -> str:
+    """A URL for the database this test process uses now (the test DB)."""
+    from django.db import connection
+
+    info = connection.settings_dict
+    if info["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{info['NAME']}"
+    auth = quote(info["USER"] or "", safe="")
+    if info.get("PASSWORD"):
+        auth += ":" + quote(info["PASSWORD"], safe="")
+    host = quote(info.get("HOST") or "127.0.0.1", safe="")  # a socket dir too
+    port = f":{info['PORT']}" if info.get("PORT") else ""
+    return f"postgres://{auth}@{host}{port}/{quote(info['NAME'], safe='')}"
+
+
+@pytest.fixture
+def celery_worker(redis_url, transactional_db):
+    """A real worker + beat on the test broker and the current test database."""
+    from django.conf import settings
+
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings.test",
+        "FERRY_HOST_HEALTH_INTERVAL": str(
+            getattr(settings, "FERRY_HOST_HEALTH_INTERVAL", 1.0)
+        ),
+    }
+    with services.celery_worker(env) as worker:
+        yield worker
