@@ -13,6 +13,7 @@ visible locally (quickstart on one machine); otherwise usage is None.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,11 +49,18 @@ class StoreUsage:
 class _Failure(Exception):
     """A classified backend failure: which field, and a people-readable reason."""
 
-    def __init__(self, field: str | None, reason: str, denied: bool = True):
-        super().__init__(reason)
+    def __init__(
+        self, field: str | None, category: str, detail: str = "", denied: bool = True
+    ):
+        super().__init__(category)
         self.field = field
-        self.reason = reason
+        self.category = category  # one of the reason texts above, or free text
+        self.detail = detail
         self.denied = denied  # False: unreachable (transient), True: refused
+
+    @property
+    def reason(self) -> str:
+        return f"{self.category} ({self.detail})" if self.detail else self.category
 
 
 def _timeout() -> float:
@@ -100,17 +108,18 @@ class _OssBackend:
             )
         except oss2.exceptions.ClientError as exc:
             field = "bucket" if "bucket" in str(exc).lower() else "endpoint"
-            raise _Failure(field, f"invalid {field}: {exc}") from exc
+            raise _Failure(field, f"invalid {field}", str(exc)) from exc
 
     def _classify(self, exc: Exception) -> _Failure:
         exceptions = self.oss2.exceptions
         if isinstance(exc, exceptions.RequestError):
-            return _Failure("endpoint", f"{UNREACHABLE}: {_short(exc)}", denied=False)
+            cause = getattr(exc, "exception", None) or exc
+            return _Failure("endpoint", UNREACHABLE, _short(cause), denied=False)
         if isinstance(exc, exceptions.ServerError):
             field, reason = _OSS_CODES.get(exc.code, ("endpoint", None))
             if reason is None:
                 reason = f"OSS answered {exc.status} {exc.code or ''}".strip()
-            return _Failure(field, f"{reason} ({exc.code}: {exc.message})".strip())
+            return _Failure(field, reason, f"{exc.code}: {exc.message}")
         raise exc
 
     def _call(self, fn, *args, **kwargs):
@@ -123,7 +132,10 @@ class _OssBackend:
         marker = ""
         while True:
             page = self._call(
-                self.bucket.list_objects, prefix=prefix, marker=marker, max_keys=PAGE_SIZE
+                self.bucket.list_objects,
+                prefix=prefix,
+                marker=marker,
+                max_keys=PAGE_SIZE,
             )
             for info in page.object_list:
                 yield info.key, info.size
@@ -175,7 +187,7 @@ class _S3Backend:
                 config=config,
             )
         except ValueError as exc:
-            raise _Failure("endpoint", f"invalid endpoint: {exc}") from exc
+            raise _Failure("endpoint", "invalid endpoint", str(exc)) from exc
         self.bucket = store.bucket.strip()
 
     def _classify(self, exc: Exception) -> _Failure:
@@ -188,12 +200,11 @@ class _S3Backend:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if reason is None:
                 reason = f"S3 answered {status} {code}".strip()
-            message = error.get("Message") or code
-            return _Failure(field, f"{reason} ({message})")
+            return _Failure(field, reason, f"{code}: {error.get('Message') or code}")
         if isinstance(exc, exceptions.NoCredentialsError):
-            return _Failure("access_key_id", f"{CREDENTIALS}: no credentials set")
+            return _Failure("access_key_id", CREDENTIALS, "no credentials set")
         if isinstance(exc, exceptions.BotoCoreError):
-            return _Failure("endpoint", f"{UNREACHABLE}: {_short(exc)}", denied=False)
+            return _Failure("endpoint", UNREACHABLE, _short(exc), denied=False)
         raise exc
 
     def _call(self, fn, **kwargs):
@@ -252,9 +263,13 @@ class _FilesystemBackend:
 _BACKENDS = {"oss": _OssBackend, "s3": _S3Backend}
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
+def _short(exc: BaseException) -> str:
+    """A short cause: "[Errno 111] Connection refused", not urllib3's preamble."""
+    text = str(exc) or type(exc).__name__
+    found = re.search(r"\[Errno -?\d+\][^'\")]*|timed out|Read timeout", text)
+    if found:
+        return found.group(0).strip()
+    return re.sub(r"\?\S*", "", text.splitlines()[0])[:200]  # no URL query
 
 
 def _backend(store):
@@ -278,8 +293,8 @@ def _probe(backend, store) -> None:
     try:
         backend.put(key, b"ferry storage check\n")
     except _Failure as failure:
-        if failure.reason.startswith(DENIED):
-            failure.reason = f"{DENIED}: cannot write ({failure.reason})"
+        if failure.category == DENIED:
+            failure.category = f"{DENIED}: cannot write"
         raise
     backend.delete(key)
 
