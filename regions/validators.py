@@ -13,6 +13,7 @@ import re
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -120,7 +121,7 @@ def _load_key(pem: str, field: str):
                 )
             }
         ) from exc
-    except (ValueError, serialization.UnsupportedAlgorithm) as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise ValidationError(
             {
                 field: _(
