@@ -201,3 +201,17 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("FERRY_LOG_LEVEL", "INFO")},
 }
+
+# registries
+# Where registries send their notifications (Ferry as seen from the hosts).
+FERRY_PUBLIC_URL = env("FERRY_PUBLIC_URL", "http://127.0.0.1:8000")
+# Reconcile pass over every applied registry: repairs drift, records health.
+FERRY_REGISTRY_RECONCILE_INTERVAL = env_float("FERRY_REGISTRY_RECONCILE_INTERVAL", 60.0)
+# How long an apply waits for its containers to listen, and for another
+# apply of the same registry to finish, before giving up (seconds).
+FERRY_REGISTRY_READY_TIMEOUT = env_float("FERRY_REGISTRY_READY_TIMEOUT", 30.0)
+FERRY_REGISTRY_LOCK_WAIT = env_float("FERRY_REGISTRY_LOCK_WAIT", 10.0)
+CELERY_BEAT_SCHEDULE["registries-reconcile"] = {
+    "task": "registries.tasks.reconcile_all_registries_task",
+    "schedule": schedule(timedelta(seconds=FERRY_REGISTRY_RECONCILE_INTERVAL)),
+}
