@@ -215,3 +215,17 @@ CELERY_BEAT_SCHEDULE["registries-reconcile"] = {
     "task": "registries.tasks.reconcile_all_registries_task",
     "schedule": schedule(timedelta(seconds=FERRY_REGISTRY_RECONCILE_INTERVAL)),
 }
+
+# builds
+# A running build is failed by the reaper after this many seconds.
+FERRY_BUILD_TIMEOUT = env_float("FERRY_BUILD_TIMEOUT", 3600.0)
+FERRY_BUILD_REAP_INTERVAL = env_float("FERRY_BUILD_REAP_INTERVAL", 60.0)
+# A build log keeps its first N bytes (the page and the API show them).
+FERRY_BUILD_LOG_MAX_BYTES = int(env("FERRY_BUILD_LOG_MAX_BYTES", "5000000"))
+# Executor name -> dotted path of its class (merged over the defaults in
+# builds/executors/__init__.py).
+FERRY_BUILD_EXECUTORS: dict[str, str] = {}
+CELERY_BEAT_SCHEDULE["builds-reap"] = {
+    "task": "builds.tasks.reap_builds_task",
+    "schedule": schedule(timedelta(seconds=FERRY_BUILD_REAP_INTERVAL)),
+}
