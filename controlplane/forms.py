@@ -20,14 +20,21 @@ class SecretField(forms.CharField):
     Blank means "keep what is stored"; any value replaces it.
     """
 
-    widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+    widget = forms.PasswordInput(
+        render_value=False, attrs={"autocomplete": "new-password"}
+    )
 
-    def __init__(self, *args, is_set: bool = False, **kwargs):
+    def __init__(self, *args, is_set: bool | None = False, **kwargs):
         kwargs.setdefault("required", False)
         kwargs.setdefault("strip", False)
         super().__init__(*args, **kwargs)
         self.is_set = is_set
-        self.help_text = _("Set. Leave blank to keep it, or type a new value to replace it.") if is_set else _("Not set.")
+        if is_set is None:  # unknown here (e.g. admin inline rows)
+            self.help_text = _("Leave blank to keep the stored value.")
+        elif is_set:
+            self.help_text = _("Set. Leave blank to keep it, or type a new one.")
+        else:
+            self.help_text = _("Not set.")
 
 
 class AuditedModelForm(forms.ModelForm):

@@ -57,7 +57,7 @@ def token_list(request):
     if request.method == "POST":
         name = request.POST.get("name", "")
         try:
-            token, raw = token_create(request.user, name, via="ui")
+            _token, raw = token_create(request.user, name, via="ui")
             name = ""
         except ValidationError as exc:
             error = " ".join(exc.messages)

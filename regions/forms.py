@@ -13,7 +13,7 @@ from .validators import validate_host_connection
 class RegionForm(AuditedModelForm):
     class Meta:
         model = Region
-        fields = ["slug", "name", "provider", "role"]
+        fields = ("slug", "name", "provider", "role")
         labels = {
             "slug": _("Slug"),
             "name": _("Name"),
@@ -32,7 +32,7 @@ class HostForm(AuditedModelForm):
 
     class Meta:
         model = DockerHost
-        fields = [
+        fields = (
             "region",
             "name",
             "docker_url",
@@ -40,7 +40,7 @@ class HostForm(AuditedModelForm):
             "tls_ca_cert",
             "tls_client_cert",
             "tls_client_key",
-        ]
+        )
         labels = {
             "region": _("Region"),
             "name": _("Name"),

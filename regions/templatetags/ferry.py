@@ -27,7 +27,7 @@ def page_url(path_or_name: str) -> str:
 
 @register.simple_tag(takes_context=True)
 def nav_active(context, prefix: str) -> str:
-    """"active" when the current path is under `prefix` ("/" matches only "/")."""
+    """Return "active" when the path is under `prefix` ("/" matches only "/")."""
     path = context["request"].path
     if prefix == "/":
         return "active" if path == "/" else ""
@@ -38,11 +38,28 @@ def nav_active(context, prefix: str) -> str:
 def status_class(value) -> str:
     """CSS badge class for a status value: up/success green, failed red..."""
     value = str(value or "").lower()
-    if value in {"up", "succeeded", "success", "ready", "running", "applied", "ok"}:
+    if value in {"up", "succeeded", "success", "ready", "applied", "ok", "healthy"}:
         return "badge-ok"
-    if value in {"unreachable", "failed", "error", "down", "rolled_back", "timed_out"}:
+    if value in {
+        "unreachable",
+        "failed",
+        "error",
+        "down",
+        "rolled_back",
+        "timed_out",
+        "degraded",
+    }:
         return "badge-bad"
-    if value in {"queued", "pending", "building", "pushing", "applying", "starting"}:
+    if value in {
+        "queued",
+        "running",
+        "pending",
+        "building",
+        "pushing",
+        "applying",
+        "starting",
+        "provisioning",
+    }:
         return "badge-busy"
     return "badge-muted"
 

@@ -62,7 +62,10 @@ def test_host_page_shows_status_engine_and_the_reason_it_is_down(viewer_client, 
     assert "Unreachable" in html
     assert "Connection refused" in html
     assert "26.1.5" in html
-    assert 'hx-trigger="every 5s [document.visibilityState === &#x27;visible&#x27;]"' in html
+    assert (
+        'hx-trigger="every 5s [document.visibilityState === &#x27;visible&#x27;]"'
+        in html
+    )
 
     rows = viewer_client.get(reverse("regions:host_list")).content.decode()
     assert "Connection refused" in rows and "hk-demo-1" in rows
@@ -77,7 +80,9 @@ def test_host_fragments_render_alone_for_htmx(viewer_client, demo):
     assert "<html" not in body and "hk-demo-1" in body
 
     headers = {"HX-Request": "true", "HX-Target": "host-status"}
-    status = viewer_client.get(reverse("regions:host_detail", args=[host.pk]), headers=headers)
+    status = viewer_client.get(
+        reverse("regions:host_detail", args=[host.pk]), headers=headers
+    )
     body = status.content.decode()
     assert 'id="host-status"' in body and "<html" not in body
 
@@ -95,8 +100,11 @@ def test_host_secret_is_shown_only_as_set(admin_client_, demo):
 
 def test_viewer_sees_no_write_buttons_and_gets_403(viewer_client, demo):
     host = DockerHost.objects.get(name="hk-demo-1")
-    pages = [reverse("regions:overview"), reverse("regions:host_list"),
-             reverse("regions:host_detail", args=[host.pk])]
+    pages = [
+        reverse("regions:overview"),
+        reverse("regions:host_list"),
+        reverse("regions:host_detail", args=[host.pk]),
+    ]
     for url in pages:
         html = viewer_client.get(url).content.decode()
         for marker in ("Add host", "Add region", "Check now", "/edit/"):
@@ -128,14 +136,21 @@ def test_admin_creates_a_host_and_the_write_is_audited(admin_client_, demo):
     region = Region.objects.get(slug="cn-hongkong")
     response = admin_client_.post(
         reverse("regions:host_create"),
-        {"region": region.pk, "name": "hk-2", "docker_url": "tcp://10.0.0.1:2376",
-         "roles": ["app"], "tls_client_key": ""},
+        {
+            "region": region.pk,
+            "name": "hk-2",
+            "docker_url": "tcp://10.0.0.1:2376",
+            "roles": ["app"],
+            "tls_client_key": "",
+        },
     )
     host = DockerHost.objects.get(name="hk-2")
     assert response.status_code == 302
     assert response["Location"] == reverse("regions:host_detail", args=[host.pk])
     assert host.roles == ["app"]
-    event = AuditEvent.objects.get(object_type="regions.dockerhost", object_id=str(host.pk))
+    event = AuditEvent.objects.get(
+        object_type="regions.dockerhost", object_id=str(host.pk)
+    )
     assert event.actor_name == "ada" and event.action == "create" and event.via == "ui"
     audit = admin_client_.get(reverse("audit_log")).content.decode()
     assert "hk-2" in audit and "docker_url" in audit
@@ -168,9 +183,13 @@ def client_cert_and_key() -> tuple[str, str]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client")])
     now = timezone.now()
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(1)
-        .not_valid_before(now).not_valid_after(now + timezone.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timezone.timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
     key_pem = key.private_bytes(
@@ -185,10 +204,20 @@ def client_cert_and_key() -> tuple[str, str]:
 def test_blank_secret_keeps_the_stored_key_on_edit(admin_client_, demo):
     cert, key = client_cert_and_key()
     host = DockerHost.objects.get(name="hk-demo-1")
-    host.docker_url, host.tls_client_cert, host.tls_client_key = "tcp://h:2376", cert, key
+    host.docker_url, host.tls_client_cert, host.tls_client_key = (
+        "tcp://h:2376",
+        cert,
+        key,
+    )
     host.save()
-    form = {"region": host.region_id, "name": "renamed", "docker_url": host.docker_url,
-            "tls_client_cert": cert, "tls_client_key": "", "roles": ["registry", "app"]}
+    form = {
+        "region": host.region_id,
+        "name": "renamed",
+        "docker_url": host.docker_url,
+        "tls_client_cert": cert,
+        "tls_client_key": "",
+        "roles": ["registry", "app"],
+    }
     response = admin_client_.post(reverse("regions:host_edit", args=[host.pk]), form)
     assert response.status_code == 302
     host.refresh_from_db()
@@ -197,12 +226,19 @@ def test_blank_secret_keeps_the_stored_key_on_edit(admin_client_, demo):
     assert event.changes == {"name": ["hk-demo-1", "renamed"]}
 
 
-def test_a_key_that_does_not_match_the_certificate_is_a_field_error(admin_client_, demo):
+def test_a_key_that_does_not_match_the_certificate_is_a_field_error(
+    admin_client_, demo
+):
     cert, _key = client_cert_and_key()
     _cert, other_key = client_cert_and_key()
     host = DockerHost.objects.get(name="hk-demo-1")
-    form = {"region": host.region_id, "name": host.name, "docker_url": "tcp://h:2376",
-            "tls_client_cert": cert, "tls_client_key": other_key}
+    form = {
+        "region": host.region_id,
+        "name": host.name,
+        "docker_url": "tcp://h:2376",
+        "tls_client_cert": cert,
+        "tls_client_key": other_key,
+    }
     response = admin_client_.post(reverse("regions:host_edit", args=[host.pk]), form)
     assert "tls_client_key" in response.context["form"].errors
     assert other_key not in response.content.decode()
@@ -228,7 +264,9 @@ def test_region_in_use_is_not_deleted(admin_client_, demo):
 
 
 def test_audit_page_filters_by_object_type(viewer_client, demo):
-    response = viewer_client.get(reverse("audit_log"), {"object_type": "regions.region"})
+    response = viewer_client.get(
+        reverse("audit_log"), {"object_type": "regions.region"}
+    )
     types = {e.object_type for e in response.context["page"]}
     assert types == {"regions.region"}
 
