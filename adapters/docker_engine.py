@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import docker
 import requests
 from django.conf import settings
+from docker.constants import DEFAULT_DOCKER_API_VERSION
 from docker.errors import DockerException, TLSParameterError
 from docker.tls import TLSConfig
 
@@ -79,11 +80,7 @@ def engine_client(
         elif conn.url.startswith("ssh://"):
             kwargs["use_ssh_client"] = _ssh_client_available()
         try:
-            # version="auto" asks the engine which API it speaks: the first
-            # round trip, so an unreachable engine fails right here.
-            client = docker.DockerClient(
-                base_url=conn.url, version="auto", timeout=timeout, **kwargs
-            )
+            client = _connect(conn.url, timeout, kwargs)
         except TLSParameterError as exc:
             raise HostConfigError(f"Bad TLS settings for {conn.url}: {exc}") from exc
         except (DockerException, requests.RequestException, OSError) as exc:
@@ -97,6 +94,30 @@ def engine_client(
             client.close()
         if tls_dir:
             shutil.rmtree(tls_dir, ignore_errors=True)
+
+
+def _client(url: str, version: str, timeout: float, kwargs: dict):
+    client = docker.DockerClient(
+        base_url=url, version=version, timeout=timeout, **kwargs
+    )
+    # requests would let REQUESTS_CA_BUNDLE override our CA and send engine
+    # traffic through HTTP(S)_PROXY: the host's own settings must win.
+    client.api.trust_env = False
+    return client
+
+
+def _connect(url: str, timeout: float, kwargs: dict) -> docker.DockerClient:
+    """Ask the engine which API version it speaks, then talk that version.
+
+    (docker's own version="auto" asks before trust_env can be switched off.)
+    The first round trip is here, so an unreachable engine fails here.
+    """
+    probe = _client(url, DEFAULT_DOCKER_API_VERSION, timeout, kwargs)
+    try:
+        api_version = probe.api.version(api_version=False)["ApiVersion"]
+    finally:
+        probe.close()
+    return _client(url, api_version, timeout, kwargs)
 
 
 def _write_private(directory: str, name: str, text: str) -> str:
