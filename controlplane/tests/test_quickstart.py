@@ -1,0 +1,164 @@
+"""The README's two commands, run as a new user would run them.
+
+The set-up test copies the working tree (what a fresh clone holds) to a temp
+dir and runs ./scripts/setup.sh there: a new virtualenv, npm assets, SQLite,
+Redis, gunicorn, Celery worker and beat on free ports. It then logs in as
+the admin from the environment and sees the demo regions, runs the command
+again (nothing starts twice) and stops everything by pid file.
+"""
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+from django.db import connection
+
+from controlplane.testing.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_SLUGS = ("cn-hangzhou", "cn-hongkong", "us-west-1")
+SERVICES = ("redis", "worker", "beat", "web")
+
+
+def copy_working_tree(dest: Path) -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    for name in filter(None, listed.split("\0")):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+
+
+def run_script(cwd: Path, args: list[str], env: dict, timeout: float = 900):
+    return subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def quickstart(tmp_path):
+    """A copied tree and the environment a new user would have."""
+    tree = tmp_path / "ferry"
+    copy_working_tree(tree)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FERRY_", "DJANGO_", "PYTEST_"))
+        and k not in ("DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV")
+    }
+    env.update(
+        FERRY_PORT=str(free_port()),
+        FERRY_REDIS_PORT=str(free_port()),
+        FERRY_ADMIN_USER="demo-admin",
+        FERRY_ADMIN_PASSWORD=secrets.token_urlsafe(16),
+    )
+    started: dict[str, int] = {}
+    yield tree, env, started
+    stopped = run_script(tree, ["./scripts/setup.sh", "stop"], env, timeout=120)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert not [name for name, pid in started.items() if alive(pid)]
+    assert not list((tree / "var" / "run").glob("*.pid"))
+
+
+def read_pids(tree: Path) -> dict[str, int]:
+    run = tree / "var" / "run"
+    return {name: int((run / f"{name}.pid").read_text()) for name in SERVICES}
+
+
+def log_in(url: str, username: str, password: str) -> requests.Response:
+    session = requests.Session()
+    login = url + "login/"
+    assert session.get(login, timeout=30).status_code == 200
+    token = session.cookies["csrftoken"]
+    return session.post(
+        login,
+        data={"username": username, "password": password,
+              "csrfmiddlewaretoken": token},
+        headers={"Referer": login},
+        timeout=30,
+    )  # fmt: skip
+
+
+@pytest.mark.integration
+def test_setup_script_brings_ferry_up_with_the_demo_regions(quickstart):
+    tree, env, started = quickstart
+    first = run_script(tree, ["./scripts/setup.sh"], env)
+    started.update({p.stem: int(p.read_text()) for p in (tree / "var/run").glob("*.pid")})
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    url = f"http://127.0.0.1:{env['FERRY_PORT']}/"
+    assert f"Ferry is running at {url}" in first.stdout
+    assert set(started) == set(SERVICES)
+
+    htmx = requests.get(url + "static/vendor/htmx.min.js", timeout=30)
+    assert htmx.status_code == 200
+    assert htmx.content == (tree / "node_modules/htmx.org/dist/htmx.min.js").read_bytes()
+    overview = log_in(url, env["FERRY_ADMIN_USER"], env["FERRY_ADMIN_PASSWORD"])
+    assert overview.status_code == 200 and overview.url == url
+    for slug in DEMO_SLUGS:
+        assert slug in overview.text
+
+    second = run_script(tree, ["./scripts/setup.sh"], env, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert second.stdout.count("already running") == len(SERVICES)
+    assert "Seeded" not in second.stdout
+    assert read_pids(tree) == started
+    assert requests.get(url + "login/", timeout=30).status_code == 200
+
+
+# -- ./scripts/test.sh ------------------------------------------------------------
+def test_the_suite_runs_on_the_database_that_database_url_names():
+    url = os.environ.get("DATABASE_URL", "")
+    expected = "postgresql" if url.startswith("postgres") else "sqlite"
+    assert connection.vendor == expected
+
+
+def _test_script(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.pop("DATABASE_URL", None)
+    return run_script(ROOT, ["./scripts/test.sh", *args], env, timeout=600)
+
+
+def _cluster_dir(output: str) -> Path:
+    found = re.search(r"PostgreSQL \S+ on 127\.0\.0\.1:\d+ \((\S+)\)", output)
+    assert found, output
+    return Path(found.group(1))
+
+
+@pytest.mark.integration
+def test_test_script_runs_pytest_on_a_throwaway_postgresql():
+    result = _test_script(
+        "-p", "no:cacheprovider", "-q",
+        "controlplane/tests/test_quickstart.py::"
+        "test_the_suite_runs_on_the_database_that_database_url_names",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert not _cluster_dir(result.stdout).exists()  # stopped and removed
+
+
+@pytest.mark.integration
+def test_test_script_fails_when_pytest_collects_no_tests():
+    result = _test_script(
+        "-p", "no:cacheprovider", "-q", "-k", "no_test_is_named_so",
+        "controlplane/tests/test_quickstart.py",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "collected no tests" in result.stderr
+    assert not _cluster_dir(result.stdout).exists()
