@@ -1,0 +1,192 @@
+"""Writes for build clusters, agents, projects and builds (the only writers).
+
+Spec rows go through `controlplane.services.object_save` (audited); a new
+cluster gets the default agents (java, node) and is provisioned by a task.
+Builds are created queued and published after commit with their uuid as the
+Celery task id; cancel is a compare-and-set from any active status.
+"""
+
+import re
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from adapters.errors import AdapterError
+from controlplane import audit
+from controlplane.services import object_save
+
+from .executors import executor_for
+from .models import (
+    BUILD_ACTIVE_STATES,
+    DEFAULT_AGENTS,
+    Build,
+    BuildAgent,
+    BuildCluster,
+    BuildStatus,
+    ClusterStatus,
+    Project,
+)
+
+# Git refs: branch, tag or commit; no spaces, no "..", no option-like "-x".
+REF_RE = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/@+-]{1,200}$")
+
+
+# -- clusters and agents -----------------------------------------------------
+@transaction.atomic
+def cluster_save(
+    actor, cluster: BuildCluster, data: dict, via: str = "ui"
+) -> BuildCluster:
+    """Create or update a cluster; a new one gets the default agents."""
+    from .tasks import cluster_provision_task
+
+    creating = cluster._state.adding
+    data = dict(data)
+    host, region = data.get("host"), data.get("region")
+    if host and region and host.region_id != region.pk:
+        raise ValidationError({"host": _("The host is in another region.")})
+    cluster = object_save(actor, cluster, data, via)
+    if creating:
+        agents_create_defaults(actor, cluster, via)
+    cluster_provision_task.delay_on_commit(cluster.pk)
+    return cluster
+
+
+def agents_create_defaults(actor, cluster: BuildCluster, via: str = "ui") -> list:
+    """Add the java and node agents (default images and caches) if missing."""
+    created = []
+    for kind, spec in DEFAULT_AGENTS.items():
+        if cluster.agents.filter(kind=kind).exists():
+            continue
+        agent = BuildAgent(cluster=cluster, kind=kind)
+        data = {"image": spec["image"], "cache_paths": list(spec["cache_paths"])}
+        created.append(object_save(actor, agent, data, via))
+    return created
+
+
+@transaction.atomic
+def agent_save(actor, agent: BuildAgent, data: dict, via: str = "ui") -> BuildAgent:
+    """Create or update an agent and re-provision its cluster."""
+    from .tasks import cluster_provision_task
+
+    agent = object_save(actor, agent, data, via)
+    cluster_provision_task.delay_on_commit(agent.cluster_id)
+    return agent
+
+
+def cluster_provision(cluster_id: int) -> BuildCluster | None:
+    """Run the executor's provision and record ready / failed with the reason."""
+    cluster = BuildCluster.objects.filter(pk=cluster_id).first()
+    if cluster is None:
+        return None
+    BuildCluster.objects.filter(pk=cluster.pk).update(status=ClusterStatus.PROVISIONING)
+    status, error = ClusterStatus.READY, ""
+    try:
+        executor_for(cluster).provision(cluster)
+    except AdapterError as exc:
+        status, error = ClusterStatus.FAILED, exc.reason
+    except LookupError as exc:
+        status, error = ClusterStatus.FAILED, str(exc)
+    except Exception as exc:
+        _record_provision(cluster, ClusterStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        raise
+    _record_provision(cluster, status, error)
+    cluster.refresh_from_db()
+    return cluster
+
+
+def _record_provision(cluster: BuildCluster, status: str, error: str) -> None:
+    BuildCluster.objects.filter(pk=cluster.pk).update(
+        status=status, last_error=error[:2000], last_provisioned_at=timezone.now()
+    )
+
+
+def agent_cache_record(agent_id: int, size_bytes: int | None) -> None:
+    """Remember the agent's cache volume size as last measured."""
+    if size_bytes is None:
+        return
+    BuildAgent.objects.filter(pk=agent_id).update(
+        cache_bytes=size_bytes, cache_measured_at=timezone.now()
+    )
+
+
+def cluster_request_provision(actor, cluster: BuildCluster, via: str = "ui") -> None:
+    """The "Provision" button: audited, then provisioned by a task."""
+    from .tasks import cluster_provision_task
+
+    with transaction.atomic():
+        audit.record(actor, "provision", cluster, {}, via)
+        cluster_provision_task.delay_on_commit(cluster.pk)
+
+
+def project_save(actor, project: Project, data: dict, via: str = "ui") -> Project:
+    return object_save(actor, project, data, via)
+
+
+# -- builds ------------------------------------------------------------------
+def validate_ref(ref: str) -> str:
+    ref = (ref or "").strip()
+    if not REF_RE.match(ref):
+        raise ValidationError(
+            {"ref": _("Give a branch, tag or commit (letters, digits, . _ / - @ +).")}
+        )
+    return ref
+
+
+def build_create(actor, project: Project, ref: str = "", via: str = "ui") -> Build:
+    """Queue a build of `ref` (default: the project's default ref) and publish it."""
+    from .tasks import build_run_task
+
+    ref = validate_ref(ref or project.default_ref)
+    agent = project.cluster.agents.filter(kind=project.agent_kind).first()
+    if agent is None:
+        raise ValidationError(
+            {
+                "agent_kind": _("The cluster has no %(kind)s agent.")
+                % {"kind": project.agent_kind}
+            }
+        )
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        last = project.builds.aggregate(n=Max("number"))["n"] or 0
+        build = Build.objects.create(
+            id=uuid.uuid4(),
+            project=project,
+            agent=agent,
+            number=last + 1,
+            ref=ref,
+            status=BuildStatus.QUEUED,
+            requested_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        audit.record(actor, "build", build, {"ref": [None, ref]}, via)
+        build_run_task.apply_async_on_commit(
+            args=[str(build.pk)], task_id=str(build.pk)
+        )
+    return build
+
+
+def build_cancel(actor, build: Build, via: str = "ui") -> Build:
+    """Cancel a queued or running build (compare-and-set); stop it by a task."""
+    from .queue import agent_kick
+    from .tasks import build_cancel_task
+
+    with transaction.atomic():
+        old = Build.objects.filter(pk=build.pk).values_list("status", flat=True).first()
+        won = Build.objects.filter(pk=build.pk, status__in=BUILD_ACTIVE_STATES).update(
+            status=BuildStatus.CANCELLED, finished_at=timezone.now()
+        )
+        if not won:
+            raise ValidationError(
+                {"status": _("The build already ended (%(status)s).") % {"status": old}}
+            )
+        build.refresh_from_db()
+        audit.record(actor, "cancel", build, {"status": [old, build.status]}, via)
+        if old == BuildStatus.RUNNING:
+            build_cancel_task.delay_on_commit(str(build.pk))
+        if build.agent_id:
+            agent_id = build.agent_id
+            transaction.on_commit(lambda: agent_kick(agent_id))
+    return build
