@@ -97,39 +97,21 @@ ferry_install() {
   ferry_messages
 }
 
-ferry_free_port() {
-  "$FERRY_PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Runs a PostgreSQL tool as the postgres user when root (initdb refuses root).
-ferry_as_postgres() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-# Starts a throwaway cluster on a free loopback port; exports DATABASE_URL.
+# A throwaway PostgreSQL cluster for the suite; exports DATABASE_URL. The
+# harness's own helper does the work, so tests and this script agree on it.
 ferry_postgres_start() {
-  local bin; bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-  [ -x "$bin/initdb" ] || ferry_die "PostgreSQL server binaries not found"
-  FERRY_PG_BIN=$bin
   FERRY_PG_DIR=$(mktemp -d /tmp/ferry-pg.XXXXXX)
-  [ "$(id -u)" -eq 0 ] && chown postgres: "$FERRY_PG_DIR"
-  local port; port=$(ferry_free_port)
-  ferry_as_postgres "$bin/initdb" -D "$FERRY_PG_DIR/data" -A trust -U postgres \
-    --no-sync >"$FERRY_PG_DIR/initdb.log" 2>&1 \
-    || { cat "$FERRY_PG_DIR/initdb.log" >&2; ferry_die "initdb failed"; }
-  # fsync off: the cluster is thrown away after the run.
-  ferry_as_postgres "$bin/pg_ctl" -D "$FERRY_PG_DIR/data" -l "$FERRY_PG_DIR/server.log" \
-    -o "-p $port -k $FERRY_PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off" \
-    -w -t 60 start >/dev/null \
-    || { cat "$FERRY_PG_DIR/server.log" >&2; ferry_die "PostgreSQL did not start"; }
-  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
-  ferry_say "PostgreSQL $(basename "$(dirname "$bin")") on 127.0.0.1:$port ($FERRY_PG_DIR)"
+  DATABASE_URL=$(cd "$FERRY_ROOT" \
+    && "$FERRY_PY" -m controlplane.testing.services postgres-start "$FERRY_PG_DIR") \
+    || ferry_die "PostgreSQL did not start (log: $FERRY_PG_DIR/postgres.log)"
+  export DATABASE_URL
+  ferry_say "PostgreSQL on ${DATABASE_URL#*@} ($FERRY_PG_DIR)"
 }
 
 ferry_postgres_stop() {
   [ -n "${FERRY_PG_DIR:-}" ] && [ -d "$FERRY_PG_DIR" ] || return 0
-  ferry_as_postgres "$FERRY_PG_BIN/pg_ctl" -D "$FERRY_PG_DIR/data" -m fast -w stop \
-    >/dev/null 2>&1 || true
+  (cd "$FERRY_ROOT" && "$FERRY_PY" -m controlplane.testing.services postgres-stop \
+    "$FERRY_PG_DIR") || true
   rm -rf "$FERRY_PG_DIR"
   FERRY_PG_DIR=
 }

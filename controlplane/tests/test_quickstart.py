@@ -136,7 +136,7 @@ def _test_script(*args: str) -> subprocess.CompletedProcess:
 
 
 def _cluster_dir(output: str) -> Path:
-    found = re.search(r"PostgreSQL \S+ on 127\.0\.0\.1:\d+ \((\S+)\)", output)
+    found = re.search(r"PostgreSQL on 127\.0\.0\.1:\d+/\w+ \((\S+)\)", output)
     assert found, output
     return Path(found.group(1))
 
