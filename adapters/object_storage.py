@@ -146,6 +146,14 @@ class _OssBackend:
     def put(self, key: str, data: bytes) -> None:
         self._call(self.bucket.put_object, key, data)
 
+    def size(self, key: str) -> int | None:
+        try:
+            return self.bucket.head_object(key).content_length
+        except self.oss2.exceptions.NotFound:
+            return None
+        except self.oss2.exceptions.OssError as exc:
+            raise self._classify(exc) from exc
+
     def delete(self, key: str) -> None:
         self._call(self.bucket.delete_object, key)
 
@@ -231,6 +239,20 @@ class _S3Backend:
     def put(self, key: str, data: bytes) -> None:
         self._call(self.client.put_object, Bucket=self.bucket, Key=key, Body=data)
 
+    def size(self, key: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404:
+                return None
+            raise self._classify(exc) from exc
+        except Exception as exc:  # BotoCoreError: classified as unreachable
+            raise self._classify(exc) from exc
+        return int(head["ContentLength"])
+
     def delete(self, key: str) -> None:
         self._call(self.client.delete_object, Bucket=self.bucket, Key=key)
 
@@ -258,6 +280,12 @@ class _FilesystemBackend:
                 except FileNotFoundError:  # removed while walking: uploads
                     continue
                 yield os.path.relpath(path, self.root).replace(os.sep, "/"), size
+
+    def size(self, key: str) -> int | None:
+        try:
+            return os.path.getsize(os.path.join(self.root, key))
+        except OSError:
+            return None
 
 
 _BACKENDS = {"oss": _OssBackend, "s3": _S3Backend}
@@ -348,6 +376,33 @@ def abandoned_upload_bytes(store) -> int | None:
             size
             for key, size in objects
             if key.startswith(prefix) and UPLOADS_MARKER in key[len(prefix) - 1 :]
+        )
+    except _Failure as failure:
+        _raise_for(failure)
+
+
+def blob_key(digest: str) -> str:
+    """Key of a blob's data under the root, as the registry's drivers lay it out."""
+    algorithm, _, hex_digest = digest.partition(":")
+    return f"docker/registry/v2/blobs/{algorithm}/{hex_digest[:2]}/{hex_digest}/data"
+
+
+def can_inspect(store) -> bool:
+    """Whether Ferry can see the store's objects (not a remote host's disk)."""
+    if store.kind == "filesystem":
+        return os.path.isabs(store.root_directory or "") and os.path.isdir(
+            store.root_directory
+        )
+    return True
+
+
+def stored_blob_size(store, digest: str) -> int | None:
+    """Size of a blob held in the store, None when it is not (yet) there."""
+    try:
+        backend = _backend(store)
+        local = isinstance(backend, _FilesystemBackend)
+        return backend.size(
+            blob_key(digest) if local else root_prefix(store) + blob_key(digest)
         )
     except _Failure as failure:
         _raise_for(failure)
