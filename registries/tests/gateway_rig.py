@@ -291,7 +291,7 @@ http {{
 
 def skopeo(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["skopeo", *args], capture_output=True, text=True, timeout=timeout
+        ["skopeo", *args], check=False, capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
@@ -79,7 +80,7 @@ class TokenServer:
         return user if self.users.get(user) == password else None
 
     # -- server ------------------------------------------------------------
-    def __enter__(self) -> "TokenServer":
+    def __enter__(self) -> Self:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
