@@ -10,27 +10,24 @@ app has no data yet stays None and the card shows "—".
 import logging
 from importlib import import_module
 
-from django.db.models import Count, Q
-
-from .models import HostStatus, Region
+from .models import Region
+from .selectors import regions_with_host_counts
 
 log = logging.getLogger(__name__)
 
 
 def region_cards() -> list[dict]:
     """Cards for every region, in slug order, with host counts in one query."""
-    regions = Region.objects.annotate(
-        hosts_total=Count("hosts"),
-        hosts_up=Count("hosts", filter=Q(hosts__status=HostStatus.UP)),
-        hosts_down=Count("hosts", filter=Q(hosts__status=HostStatus.UNREACHABLE)),
-    )
+    regions = regions_with_host_counts()
     return [
         {
             "region": region,
             "hosts_total": region.hosts_total,
             "hosts_up": region.hosts_up,
-            "hosts_down": region.hosts_down,
-            "hosts_unknown": region.hosts_total - region.hosts_up - region.hosts_down,
+            "hosts_down": region.hosts_unreachable,
+            "hosts_unknown": (
+                region.hosts_total - region.hosts_up - region.hosts_unreachable
+            ),
             "hit_rate": region_hit_rate(region),
             "last_build": region_last_build(region),
             "last_deploy": region_last_deploy(region),

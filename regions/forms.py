@@ -74,3 +74,9 @@ class HostForm(AuditedModelForm):
         except ValidationError as exc:
             self._add_model_errors(exc)
         return data
+
+    def write(self, actor, target, data: dict, via: str):
+        # host_save also resets the observed status when the connection changes.
+        from .services import host_save
+
+        return host_save(actor, target, data, via)

@@ -45,7 +45,7 @@ def operator(db):
 
 
 @pytest.fixture
-def admin_user(db):
+def ferry_admin(db):
     return make_user("ada", "admin")
 
 
@@ -65,8 +65,8 @@ def operator_client(client, operator):
 
 
 @pytest.fixture
-def admin_client_(client, admin_user):
-    return _client_for(client, admin_user)
+def admin_role_client(client, ferry_admin):
+    return _client_for(client, ferry_admin)
 
 
 @pytest.fixture

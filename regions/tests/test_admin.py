@@ -24,23 +24,23 @@ def test_every_ferry_model_is_in_the_admin():
     assert missing == []
 
 
-def test_admin_role_gets_in_and_operator_does_not(client, admin_user, operator):
+def test_admin_role_gets_in_and_operator_does_not(client, ferry_admin, operator):
     client.force_login(operator)
     response = client.get(reverse("admin:index"))
     assert response.status_code == 302  # to the admin login: not allowed
-    client.force_login(admin_user)
-    assert not admin_user.is_staff  # the role, not is_staff, opens the admin
+    client.force_login(ferry_admin)
+    assert not ferry_admin.is_staff  # the role, not is_staff, opens the admin
     response = client.get(reverse("admin:regions_dockerhost_changelist"))
     assert response.status_code == 200
 
 
-def test_every_change_form_hides_secrets(admin_client_, admin_user, demo):
+def test_every_change_form_hides_secrets(admin_role_client, ferry_admin, demo):
     """Open each model with a secret and check the value is nowhere in the page."""
     store = ObjectStore.objects.first()
     store.secret_access_key = "TOPSECRET-store-key"
     store.save()
     url = reverse("admin:registries_objectstore_change", args=[store.pk])
-    html = admin_client_.get(url).content.decode()
+    html = admin_role_client.get(url).content.decode()
     assert "TOPSECRET" not in html
     assert 'name="secret_access_key"' in html and "Set. Leave blank" in html
     for app in FERRY_APPS:
@@ -48,11 +48,11 @@ def test_every_change_form_hides_secrets(admin_client_, admin_user, demo):
             if not secret_field_names(model):
                 continue
             add = reverse(f"admin:{app}_{model._meta.model_name}_add")
-            response = admin_client_.get(add)
+            response = admin_role_client.get(add)
             assert response.status_code in (200, 403), add
 
 
-def test_blank_secret_in_admin_keeps_it_and_the_change_is_audited(admin_client_, demo):
+def test_blank_secret_in_admin_keeps_it_and_the_change_is_audited(admin_role_client, demo):
     store = ObjectStore.objects.first()
     store.secret_access_key = "keep-me"
     store.save()
@@ -70,7 +70,7 @@ def test_blank_secret_in_admin_keeps_it_and_the_change_is_audited(admin_client_,
         "http_secret": "",
         "internal_endpoint": "on",
     }
-    response = admin_client_.post(url, data)
+    response = admin_role_client.post(url, data)
     assert response.status_code == 302, response.content.decode()[:2000]
     store.refresh_from_db()
     assert store.bucket == "renamed-bucket" and store.secret_access_key == "keep-me"
@@ -79,14 +79,14 @@ def test_blank_secret_in_admin_keeps_it_and_the_change_is_audited(admin_client_,
         "bucket": [f"ferry-demo-{store.region.slug}", "renamed-bucket"]
     }
     data["secret_access_key"] = "new-value"
-    admin_client_.post(url, data)
+    admin_role_client.post(url, data)
     store.refresh_from_db()
     assert store.secret_access_key == "new-value"
     last = AuditEvent.objects.filter(via="admin").first()
     assert last.changes == {"secret_access_key": "(changed)"}
 
 
-def test_inline_rows_are_saved_with_secrets_kept_and_audited(admin_client_, demo):
+def test_inline_rows_are_saved_with_secrets_kept_and_audited(admin_role_client, demo):
     from registries.models import Registry, RegistryUser
 
     store = ObjectStore.objects.first()
@@ -98,7 +98,7 @@ def test_inline_rows_are_saved_with_secrets_kept_and_audited(admin_client_, demo
         registry=registry, username="pull", password="pw1"
     )
     url = reverse("admin:registries_registry_change", args=[registry.pk])
-    form = admin_client_.get(url).context["adminform"].form
+    form = admin_role_client.get(url).context["adminform"].form
     data = {
         name: ("" if value is None else value)
         for name, value in form.initial.items()
@@ -121,10 +121,10 @@ def test_inline_rows_are_saved_with_secrets_kept_and_audited(admin_client_, demo
     )
     for key in ("require_auth", "gateway_enabled"):
         data[key] = "on" if data.get(key) else ""
-    response = admin_client_.post(url, {k: v for k, v in data.items() if v != ""})
+    response = admin_role_client.post(url, {k: v for k, v in data.items() if v != ""})
     assert response.status_code == 302, response.context["adminform"].form.errors
     user.refresh_from_db()
     assert (user.username, user.password) == ("puller", "pw1")
     event = AuditEvent.objects.get(object_type="registries.registryuser", via="admin")
     assert event.changes == {"username": ["pull", "puller"]}
-    assert "pw1" not in admin_client_.get(url).content.decode()
+    assert "pw1" not in admin_role_client.get(url).content.decode()

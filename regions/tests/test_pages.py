@@ -87,14 +87,14 @@ def test_host_fragments_render_alone_for_htmx(viewer_client, demo):
     assert 'id="host-status"' in body and "<html" not in body
 
 
-def test_host_secret_is_shown_only_as_set(admin_client_, demo):
+def test_host_secret_is_shown_only_as_set(admin_role_client, demo):
     host = DockerHost.objects.get(name="hk-demo-1")
     host.tls_client_key = "-----BEGIN PRIVATE KEY-----SECRETVALUE"
     host.save()
-    html = admin_client_.get(reverse("regions:host_detail", args=[host.pk])).content
+    html = admin_role_client.get(reverse("regions:host_detail", args=[host.pk])).content
     assert b"SECRETVALUE" not in html
     assert b'data-testid="secret-tls_client_key"><span class="secret-set">' in html
-    edit = admin_client_.get(reverse("regions:host_edit", args=[host.pk])).content
+    edit = admin_role_client.get(reverse("regions:host_edit", args=[host.pk])).content
     assert b"SECRETVALUE" not in edit
 
 
@@ -132,9 +132,9 @@ def test_operator_sees_check_now_but_cannot_edit(operator_client, demo):
     assert operator_client.post(url, {"name": "x"}).status_code == 403
 
 
-def test_admin_creates_a_host_and_the_write_is_audited(admin_client_, demo):
+def test_admin_creates_a_host_and_the_write_is_audited(admin_role_client, demo):
     region = Region.objects.get(slug="cn-hongkong")
-    response = admin_client_.post(
+    response = admin_role_client.post(
         reverse("regions:host_create"),
         {
             "region": region.pk,
@@ -152,13 +152,13 @@ def test_admin_creates_a_host_and_the_write_is_audited(admin_client_, demo):
         object_type="regions.dockerhost", object_id=str(host.pk)
     )
     assert event.actor_name == "ada" and event.action == "create" and event.via == "ui"
-    audit = admin_client_.get(reverse("audit_log")).content.decode()
+    audit = admin_role_client.get(reverse("audit_log")).content.decode()
     assert "hk-2" in audit and "docker_url" in audit
 
 
-def test_bad_docker_url_shows_on_the_field_and_saves_nothing(admin_client_, demo):
+def test_bad_docker_url_shows_on_the_field_and_saves_nothing(admin_role_client, demo):
     host = DockerHost.objects.get(name="hk-demo-1")
-    response = admin_client_.post(
+    response = admin_role_client.post(
         reverse("regions:host_edit", args=[host.pk]),
         {"region": host.region_id, "name": host.name, "docker_url": "http://nope"},
     )
@@ -201,7 +201,7 @@ def client_cert_and_key() -> tuple[str, str]:
     return cert_pem, key_pem.decode()
 
 
-def test_blank_secret_keeps_the_stored_key_on_edit(admin_client_, demo):
+def test_blank_secret_keeps_the_stored_key_on_edit(admin_role_client, demo):
     cert, key = client_cert_and_key()
     host = DockerHost.objects.get(name="hk-demo-1")
     host.docker_url, host.tls_client_cert, host.tls_client_key = (
@@ -218,7 +218,9 @@ def test_blank_secret_keeps_the_stored_key_on_edit(admin_client_, demo):
         "tls_client_key": "",
         "roles": ["registry", "app"],
     }
-    response = admin_client_.post(reverse("regions:host_edit", args=[host.pk]), form)
+    response = admin_role_client.post(
+        reverse("regions:host_edit", args=[host.pk]), form
+    )
     assert response.status_code == 302
     host.refresh_from_db()
     assert host.name == "renamed" and host.tls_client_key == key
@@ -227,7 +229,7 @@ def test_blank_secret_keeps_the_stored_key_on_edit(admin_client_, demo):
 
 
 def test_a_key_that_does_not_match_the_certificate_is_a_field_error(
-    admin_client_, demo
+    admin_role_client, demo
 ):
     cert, _key = client_cert_and_key()
     _cert, other_key = client_cert_and_key()
@@ -239,15 +241,17 @@ def test_a_key_that_does_not_match_the_certificate_is_a_field_error(
         "tls_client_cert": cert,
         "tls_client_key": other_key,
     }
-    response = admin_client_.post(reverse("regions:host_edit", args=[host.pk]), form)
+    response = admin_role_client.post(
+        reverse("regions:host_edit", args=[host.pk]), form
+    )
     assert "tls_client_key" in response.context["form"].errors
     assert other_key not in response.content.decode()
     host.refresh_from_db()
     assert host.tls_client_key == "" and host.docker_url.startswith("unix://")
 
 
-def test_duplicate_region_slug_is_a_field_error(admin_client_, demo):
-    response = admin_client_.post(
+def test_duplicate_region_slug_is_a_field_error(admin_role_client, demo):
+    response = admin_role_client.post(
         reverse("regions:region_create"),
         {"slug": "cn-hongkong", "name": "again", "provider": "aliyun", "role": "edge"},
     )
@@ -255,8 +259,8 @@ def test_duplicate_region_slug_is_a_field_error(admin_client_, demo):
     assert "slug" in response.context["form"].errors
 
 
-def test_region_in_use_is_not_deleted(admin_client_, demo):
-    response = admin_client_.post(
+def test_region_in_use_is_not_deleted(admin_role_client, demo):
+    response = admin_role_client.post(
         reverse("regions:region_delete", args=["cn-hongkong"]), follow=True
     )
     assert Region.objects.filter(slug="cn-hongkong").exists()
@@ -309,3 +313,21 @@ def test_chinese_pages_render_translated_strings(viewer_client, demo):
     host = DockerHost.objects.first()
     html = viewer_client.get(reverse("regions:host_detail", args=[host.pk])).content
     assert "引擎版本".encode() in html
+
+
+def test_check_now_records_the_reason_a_host_is_unreachable(operator_client, demo):
+    """A real check through the docker adapter against a socket that is not there."""
+    host = DockerHost.objects.get(name="hk-demo-1")
+    DockerHost.objects.filter(pk=host.pk).update(
+        docker_url="unix:///nonexistent/ferry-test/docker.sock"
+    )
+    url = reverse("regions:host_check", args=[host.pk])
+    response = operator_client.post(url, headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert 'id="host-status"' in body and "<html" not in body
+    assert "Unreachable" in body
+    host.refresh_from_db()
+    assert host.status == HostStatus.UNREACHABLE and host.last_error
+    assert host.last_error[:40] in body
+    event = AuditEvent.objects.get(action="check", object_id=str(host.pk))
+    assert event.actor_name == "otto"
