@@ -229,3 +229,8 @@ CELERY_BEAT_SCHEDULE["builds-reap"] = {
     "task": "builds.tasks.reap_builds_task",
     "schedule": schedule(timedelta(seconds=FERRY_BUILD_REAP_INTERVAL)),
 }
+
+# api / auth
+# The OpenAPI schema and the docs page need a logged-in user (session or token),
+# like every other page.
+SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["rest_framework.permissions.IsAuthenticated"]

@@ -287,3 +287,9 @@ def test_docs_page_loads_its_assets_from_static_not_a_cdn(client):
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
     for cdn in ("cdn.jsdelivr", "unpkg.com", "cdnjs", "//cdn."):
         assert cdn not in html
+
+
+def test_schema_and_docs_need_a_logged_in_user():
+    anonymous = APIClient()
+    assert anonymous.get("/api/v1/schema/").status_code == 401
+    assert anonymous.get("/api/v1/docs/").status_code == 401
