@@ -1,6 +1,10 @@
-"""Pages of the registries app."""
+"""Pages of the registries app, and the notification endpoint."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "registries"
-urlpatterns: list = []
+urlpatterns = [
+    path("notify/<int:registry_id>/", views.notify, name="notifications"),
+]
