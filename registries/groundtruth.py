@@ -141,6 +141,17 @@ def split_docker_timestamp(line: str) -> tuple[datetime | None, str]:
     return datetime.fromisoformat(stamp).replace(tzinfo=UTC), match.group(2)
 
 
+def docker_timestamp_ns(line: str) -> tuple[int | None, str]:
+    """Like split_docker_timestamp, as integer nanoseconds since the epoch
+    (exact, so consecutive sampling windows never share a line)."""
+    match = _DOCKER_TS.match(line)
+    if not match:
+        return None, line
+    head, _, frac = match.group(1)[:-1].partition(".")
+    seconds = datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp()
+    return int(seconds) * 10**9 + int(f"{frac:0<9}"[:9]), match.group(2)
+
+
 def parse_line(line: str) -> LogRecord | None:
     """One log line (optionally docker-timestamped) -> LogRecord, or None.
 

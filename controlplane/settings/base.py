@@ -234,3 +234,22 @@ CELERY_BEAT_SCHEDULE["builds-reap"] = {
 # The OpenAPI schema and the docs page need a logged-in user (session or token),
 # like every other page.
 SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["rest_framework.permissions.IsAuthenticated"]
+
+# registry metrics
+# How often each registry is sampled (access-log ground truth + gauges), how
+# far behind "now" a sample's window ends (docker may still be delivering the
+# newest log lines), and how often the object store is listed for usage.
+FERRY_REGISTRY_SAMPLE_INTERVAL = env_float("FERRY_REGISTRY_SAMPLE_INTERVAL", 60.0)
+FERRY_REGISTRY_LOG_LAG = env_float("FERRY_REGISTRY_LOG_LAG", 2.0)
+FERRY_REGISTRY_USAGE_INTERVAL = env_float("FERRY_REGISTRY_USAGE_INTERVAL", 600.0)
+# The upstream gateway resolves redirect targets (bucket hostnames) at request
+# time with this DNS server; empty: only IP-literal redirects work.
+FERRY_GATEWAY_RESOLVER = env("FERRY_GATEWAY_RESOLVER", "127.0.0.53")
+# CA bundle inside the gateway image for verifying https upstreams ("" = off).
+FERRY_GATEWAY_CA_BUNDLE = env(
+    "FERRY_GATEWAY_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"
+)
+CELERY_BEAT_SCHEDULE["registries-sample"] = {
+    "task": "registries.tasks.sample_all_registries_task",
+    "schedule": schedule(timedelta(seconds=FERRY_REGISTRY_SAMPLE_INTERVAL)),
+}

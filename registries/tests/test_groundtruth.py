@@ -129,3 +129,10 @@ def test_failed_upstream_answers_are_not_misses():
     out = gt.summarize(gt.parse_lines(lines))
     assert out.misses == 0 and out.upstream_requests == 1
     assert out.bytes_upstream == 150
+
+
+def test_docker_timestamps_are_exact_nanoseconds():
+    ns, rest = gt.docker_timestamp_ns("2024-05-01T10:00:00.000000123Z x")
+    assert rest == "x" and ns == 1714557600 * 10**9 + 123
+    assert gt.docker_timestamp_ns("2024-05-01T10:00:01Z y")[0] == 1714557601 * 10**9
+    assert gt.docker_timestamp_ns("no stamp") == (None, "no stamp")

@@ -1,0 +1,222 @@
+"""Registry metrics from ground truth: sampling service and the stats selector.
+
+`registry_sample(registry_id)` reads, through the docker API, the access logs
+of the mirror's two nginx containers since the previous sample (served side:
+`ferry-reg-<id>-nginx`; upstream side: `ferry-reg-<id>-gateway`), counts the
+interval with `groundtruth.summarize`, adds gauges (object-store usage, the
+gateway cache's disk use) and stores one RegistrySample. The previous
+sample's `sampled_at` is the cursor: a log line belongs to the sample whose
+window (previous sampled_at, sampled_at] holds its docker timestamp, compared
+in nanoseconds, so no line is counted twice or skipped.
+
+`registry_stats(registry, window)` sums the samples of a window for the API
+and the pages (definitions in registries/groundtruth.py).
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from adapters.errors import AdapterError
+
+from .groundtruth import Interval, LogRecord, docker_timestamp_ns, parse_line, summarize
+from .models import Registry, RegistrySample
+
+log = logging.getLogger(__name__)
+
+COUNTERS = ("requests", "hits", "misses", "bytes_upstream", "bytes_served")
+
+
+def container_name(registry_id: int, role: str) -> str:
+    return f"ferry-reg-{registry_id}-{role}"
+
+
+def gateway_cache_volume(registry_id: int) -> str:
+    return f"ferry-reg-{registry_id}-gwcache"
+
+
+def _has_field(name: str) -> bool:
+    return any(f.name == name for f in RegistrySample._meta.get_fields())
+
+
+def bytes_missed_field() -> str:
+    """Where a sample keeps bytes_missed (amplification's denominator).
+
+    RegistrySample has no `bytes_missed` column yet (requested from the site
+    helper, who owns registries migrations); until it exists the value is
+    stored in `upstream_requests`, and the upstream request count is not kept.
+    """
+    return "bytes_missed" if _has_field("bytes_missed") else "upstream_requests"
+
+
+def _ns(moment: datetime) -> int:
+    return int(moment.timestamp()) * 10**9 + moment.microsecond * 1000
+
+
+def _read(conn, name: str, since: datetime | None, until: datetime):
+    """(records in (since, until], container running?) of one container."""
+    from adapters.container_logs import container_log_lines
+
+    chunk = container_log_lines(
+        conn, name, since.timestamp() if since else None, until.timestamp()
+    )
+    if chunk is None:
+        return [], False
+    low, high = (_ns(since) if since else -1), _ns(until)
+    records: list[LogRecord] = []
+    for line in chunk.lines:
+        stamp, _ = docker_timestamp_ns(line)
+        if stamp is None or not low < stamp <= high:
+            continue
+        record = parse_line(line)
+        if record is not None:
+            records.append(record)
+    return records, chunk.running
+
+
+def _store_gauges(registry, now: datetime) -> dict:
+    """storage_bytes, object_count, abandoned_upload_bytes of the object store.
+
+    Listing a bucket is slow, so a recent sample's figures are reused.
+    """
+    every = timedelta(seconds=settings.FERRY_REGISTRY_USAGE_INTERVAL)
+    previous = RegistrySample.objects.filter(
+        registry=registry, storage_bytes__isnull=False
+    ).first()
+    if previous and now - previous.sampled_at < every:
+        return {
+            "storage_bytes": previous.storage_bytes,
+            "object_count": previous.object_count,
+            "abandoned_upload_bytes": previous.abandoned_upload_bytes,
+        }
+    try:
+        from adapters import object_storage
+    except ImportError:
+        return {}
+    gauges = {}
+    try:
+        usage = object_storage.store_usage(registry.store)
+        if usage is not None:
+            gauges.update(storage_bytes=usage.bytes, object_count=usage.objects)
+        abandoned = getattr(object_storage, "abandoned_upload_bytes", None)
+        if abandoned is not None:
+            gauges["abandoned_upload_bytes"] = abandoned(registry.store)
+    except AdapterError as exc:
+        log.warning("registry %s: store usage unavailable: %s", registry.pk, exc)
+    return gauges
+
+
+def _gateway_gauge(conn, registry, running: bool) -> int | None:
+    """The gateway cache's disk use; None when the gateway is not running."""
+    if not running:
+        return None
+    from adapters.container_logs import volume_bytes
+
+    return volume_bytes(conn, gateway_cache_volume(registry.pk))
+
+
+def _interval(registry, conn, since, until) -> tuple[Interval, bool]:
+    if registry.kind != Registry.Kind.MIRROR:
+        return Interval(), False
+    served, _ = _read(conn, container_name(registry.pk, "nginx"), since, until)
+    upstream, gw_running = _read(
+        conn, container_name(registry.pk, "gateway"), since, until
+    )
+    return summarize(served + upstream), gw_running
+
+
+def registry_sample(registry_id: int, now: datetime | None = None):
+    """Count the interval since the previous sample; the new RegistrySample.
+
+    1. the window ends FERRY_REGISTRY_LOG_LAG seconds ago (docker may still
+       be delivering the newest lines) and starts at the previous sample;
+    2. both access logs are read and counted, gauges measured;
+    3. the sample is stored only if no other sample landed meanwhile
+       (compare-and-set on the cursor); None if skipped or the host is down
+       (the cursor stays, so the next sample covers the gap).
+    """
+    registry = Registry.objects.select_related("host", "store").get(pk=registry_id)
+    until = (now or timezone.now()) - timedelta(seconds=settings.FERRY_REGISTRY_LOG_LAG)
+    last = registry.samples.order_by("-sampled_at").first()
+    since = last.sampled_at if last else None
+    if since is not None and until <= since:
+        return None
+    from regions.services import host_connection
+
+    conn = host_connection(registry.host)
+    try:
+        interval, gw_running = _interval(registry, conn, since, until)
+        cache_bytes = _gateway_gauge(conn, registry, gw_running)
+    except AdapterError as exc:
+        log.warning("registry %s: not sampled: %s", registry_id, exc)
+        return None
+    fields = {name: getattr(interval, name) for name in COUNTERS}
+    fields["upstream_requests"] = interval.upstream_requests
+    fields[bytes_missed_field()] = interval.bytes_missed
+    fields.update(_store_gauges(registry, until))
+    return _create_if_current(registry, since, until, fields, cache_bytes)
+
+
+@transaction.atomic
+def _create_if_current(registry, since, until, fields, cache_bytes):
+    Registry.objects.select_for_update().filter(pk=registry.pk).first()
+    latest = registry.samples.order_by("-sampled_at").first()
+    if (latest.sampled_at if latest else None) != since:
+        return None  # another sampler counted this window already
+    return RegistrySample.objects.create(
+        registry=registry, sampled_at=until, gateway_cache_bytes=cache_bytes, **fields
+    )
+
+
+def _gateway_status(registry, latest: RegistrySample | None) -> dict:
+    if registry.kind != Registry.Kind.MIRROR:
+        return {"status": "none"}
+    if latest is None:
+        state = "unknown"
+    elif latest.gateway_cache_bytes is None:
+        state = "down"
+    else:
+        state = "caching" if registry.gateway_enabled else "pass-through"
+    return {
+        "status": state,
+        "enabled": registry.gateway_enabled,
+        "port": registry.gateway_port,
+        "cache_bytes": latest.gateway_cache_bytes if latest else None,
+        "cache_max_bytes": registry.gateway_cache_max_mb * 1024 * 1024,
+    }
+
+
+def registry_stats(registry, window: timedelta = timedelta(hours=24)) -> dict:
+    """Counters summed over `window`, the latest gauges, and the derived rates:
+    hit_rate = hits / requests; amplification = bytes_upstream / bytes_missed
+    (cross-region bytes per pulled byte); bytes_saved = served - upstream."""
+    samples = registry.samples.filter(sampled_at__gt=timezone.now() - window)
+    missed_field = bytes_missed_field()
+    sums = samples.aggregate(
+        **{name: Sum(name) for name in (*COUNTERS, "upstream_requests", missed_field)}
+    )
+    counts = {name: int(sums[name] or 0) for name in COUNTERS}
+    missed = int(sums[missed_field] or 0)
+    latest = registry.samples.order_by("-sampled_at").first()
+    return {
+        **counts,
+        "hit_rate": counts["hits"] / counts["requests"] if counts["requests"] else None,
+        "bytes_missed": missed,
+        "amplification": counts["bytes_upstream"] / missed if missed else None,
+        "bytes_saved": max(counts["bytes_served"] - counts["bytes_upstream"], 0),
+        "upstream_requests": (
+            int(sums["upstream_requests"] or 0)
+            if missed_field != "upstream_requests"
+            else None
+        ),
+        "storage_bytes": latest.storage_bytes if latest else None,
+        "objects": latest.object_count if latest else None,
+        "abandoned_upload_bytes": latest.abandoned_upload_bytes if latest else None,
+        "sampled_at": latest.sampled_at if latest else None,
+        "window_seconds": int(window.total_seconds()),
+        "gateway": _gateway_status(registry, latest),
+    }
