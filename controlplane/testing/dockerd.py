@@ -133,6 +133,17 @@ class Dockerd:
         self.process = None
         self._kill_leftovers()
 
+    def kill(self) -> None:
+        """An abrupt host failure: SIGKILL dockerd, then reap what it leaves."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+        self._kill_leftovers(force=True)
+
     def close(self) -> None:
         """Stop and delete the directory (after unmounting what is left)."""
         self.stop()
@@ -168,17 +179,38 @@ class Dockerd:
                 found.append(int(entry.name))
         return found
 
-    def _kill_leftovers(self) -> None:
-        # containerd normally exits with dockerd; a SIGKILLed dockerd leaves it.
+    def _kill_leftovers(self, force: bool = False) -> None:
+        # containerd normally exits with dockerd; a killed dockerd leaves it
+        # and the shims, whose children are container inits (kill those too,
+        # or the containers outlive their engine).
         deadline = time.monotonic() + 10
         while (pids := self.leftover_pids()) and time.monotonic() < deadline:
-            sig = signal.SIGTERM if time.monotonic() < deadline - 5 else signal.SIGKILL
-            for pid in pids:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
+            late = force or time.monotonic() > deadline - 5
+            for pid in _children(pids) + pids:
+                _signal(pid, signal.SIGKILL if late else signal.SIGTERM)
             time.sleep(0.1)
+
+
+def _children(parents: list[int]) -> list[int]:
+    wanted, found = set(parents), []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        ppid = next(
+            (ln.split()[1] for ln in text.splitlines() if ln.startswith("PPid:")), "0"
+        )
+        if int(ppid) in wanted:
+            found.append(int(status.parent.name))
+    return found
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _unmount_under(root: Path) -> None:

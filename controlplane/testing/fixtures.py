@@ -2,12 +2,15 @@
 
 Registered by the root conftest.py. Session fixtures: `dockerd`,
 `test_images`, `redis_url`, `s3_server`, `test_ca`. Function fixtures:
-`dockerd_factory`, `celery_worker`, `container_cleanup`. A test using
+`dockerd_factory`, `celery_worker` (+ `celery_worker_env` to extend its
+environment), `container_cleanup`, `use_test_images` (image settings point
+at the local images). A test using
 `celery_worker` must be `@pytest.mark.django_db(transaction=True)`: the
 worker is another process and sees only committed rows.
 """
 
 import os
+import shutil
 import tempfile
 import uuid
 from urllib.parse import quote
@@ -26,9 +29,13 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     from django.conf import settings
 
     db = settings.DATABASES["default"]
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        directory = tempfile.mkdtemp(prefix="ferry-testdb-")
-        db.setdefault("TEST", {})["NAME"] = os.path.join(directory, "test.sqlite3")
+    if db["ENGINE"] != "django.db.backends.sqlite3":
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="ferry-testdb-")
+    db.setdefault("TEST", {})["NAME"] = os.path.join(directory, "test.sqlite3")
+    yield
+    shutil.rmtree(directory, ignore_errors=True)  # after the test DB is dropped
 
 
 # -- docker ------------------------------------------------------------------
@@ -137,18 +144,56 @@ def database_url() -> str:
     return f"postgres://{auth}@{host}{port}/{quote(info['NAME'], safe='')}"
 
 
-@pytest.fixture
-def celery_worker(redis_url, transactional_db):
-    """A real worker + beat on the test broker and the current test database."""
+def settings_env() -> dict[str, str]:
+    """FERRY_* settings as environment variables, so a worker started now
+    sees what this test set (e.g. image names, timeouts) via base.py's env()."""
     from django.conf import settings
 
+    env = {}
+    for name in dir(settings):
+        if not name.startswith("FERRY_"):
+            continue
+        value = getattr(settings, name)
+        if isinstance(value, bool):
+            env[name] = "true" if value else "false"
+        elif isinstance(value, (str, int, float)):
+            env[name] = str(value)
+        elif isinstance(value, (list, tuple)) and all(
+            isinstance(v, str) for v in value
+        ):
+            env[name] = ",".join(value)
+    env["FERRY_SECRET_KEY"] = settings.SECRET_KEY
+    return env
+
+
+@pytest.fixture
+def celery_worker_env():
+    """Extra environment for the worker; override this fixture to add to it."""
+    return {}
+
+
+@pytest.fixture
+def celery_worker(redis_url, transactional_db, celery_worker_env):
+    """A real worker + beat on the test broker and the current test database.
+
+    Its settings are controlplane.settings.test plus this process's FERRY_*
+    settings at the time the fixture runs (request `settings` overrides
+    before it) plus `celery_worker_env`.
+    """
     env = {
+        **settings_env(),
         "REDIS_URL": redis_url,
         "DATABASE_URL": database_url(),
         "DJANGO_SETTINGS_MODULE": "controlplane.settings.test",
-        "FERRY_HOST_HEALTH_INTERVAL": str(
-            getattr(settings, "FERRY_HOST_HEALTH_INTERVAL", 1.0)
-        ),
+        **celery_worker_env,
     }
     with services.celery_worker(env) as worker:
         yield worker
+
+
+@pytest.fixture
+def use_test_images(settings, test_images):
+    """Point FERRY_REGISTRY_IMAGE / FERRY_NGINX_IMAGE at the local images."""
+    settings.FERRY_REGISTRY_IMAGE = test_images.registry
+    settings.FERRY_NGINX_IMAGE = test_images.nginx
+    return test_images

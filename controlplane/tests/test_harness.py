@@ -89,6 +89,33 @@ def test_two_engines_side_by_side_stop_and_restart(dockerd_factory, test_images)
     assert [c.name for c in first.client.containers.list(all=True)] == ["kept"]
 
 
+def test_killed_engine_leaves_no_containers_behind(dockerd_factory, test_images):
+    engine = dockerd_factory()
+    images = import_test_images(engine.client)
+    box = engine.client.containers.run(
+        images.busybox, ["-c", "exec sleep 300"], network_mode="host", detach=True
+    )
+    pid = (
+        box.attrs["State"]["Pid"]
+        or engine.client.containers.get(box.id).attrs["State"]["Pid"]
+    )
+    assert pid and Path(f"/proc/{pid}").exists()
+    engine.kill()
+    assert engine.leftover_pids() == []
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=10)
+    engine.start()
+    assert engine.client.containers.get(box.id).status != "running"
+
+
+def test_worker_env_carries_overridden_settings(settings):
+    from controlplane.testing.fixtures import settings_env
+
+    settings.FERRY_REGISTRY_IMAGE = "ferry-test/registry:abc"
+    env = settings_env()
+    assert env["FERRY_REGISTRY_IMAGE"] == "ferry-test/registry:abc"
+    assert env["FERRY_HOST_HEALTH_INTERVAL"] == str(settings.FERRY_HOST_HEALTH_INTERVAL)
+
+
 def test_dockerd_context_manager_cleans_up():
     with Dockerd() as engine:
         root = engine.root
