@@ -1,6 +1,7 @@
 """Unit tests for the access-log formats and the interval arithmetic."""
 
 import json
+from pathlib import Path
 
 from registries import groundtruth as gt
 
@@ -136,3 +137,60 @@ def test_docker_timestamps_are_exact_nanoseconds():
     assert rest == "x" and ns == 1714557600 * 10**9 + 123
     assert gt.docker_timestamp_ns("2024-05-01T10:00:01Z y")[0] == 1714557601 * 10**9
     assert gt.docker_timestamp_ns("no stamp") == (None, "no stamp")
+
+
+# -- real captured logs ---------------------------------------------------------
+# registries/tests/data: the served nginx and the gateway of a mirror, as
+# `docker logs --timestamps` printed them, during a cold then a warm pull of a
+# 3-blob image (two 1 MiB random layers + config) from a token-auth upstream
+# on S3 that redirects blob GETs; gateway_truth.json holds what the upstream
+# registry's access log and the object store's proxy log said.
+DATA = Path(__file__).parent / "data"
+
+
+def captured(name):
+    return (DATA / name).read_text().splitlines()
+
+
+def truth():
+    return json.loads((DATA / "gateway_truth.json").read_text())
+
+
+def test_captured_logs_have_no_credentials_and_parse_fully():
+    for name in ("gateway_cold_warm_on.log", "gateway_cold_warm_off.log"):
+        lines = captured(name)
+        text = "\n".join(lines).lower()
+        for secret in ("authorization", "bearer", "x-amz-signature", "password"):
+            assert secret not in text
+        assert len(gt.parse_lines(lines)) == len(lines)
+
+
+def test_captured_cold_then_warm_pull_with_gateway():
+    facts = truth()
+    image = sum(facts["image_blobs"].values())
+    out = gt.summarize(gt.parse_lines(captured("gateway_cold_warm_on.log")))
+    # Two pulls of three blobs: the first three are misses, the rest hits.
+    assert (out.requests, out.misses, out.hits) == (6, 3, 3)
+    assert out.missed_digests == set(facts["image_blobs"])
+    assert out.bytes_missed == image
+    # Every blob body crossed once: exactly what the object store served.
+    up = facts["on"]
+    assert up["object_store_bytes"] == image
+    assert up["object_store_bytes"] <= out.bytes_upstream
+    # The registry's own small answers (401s, manifests) are counted too;
+    # only the bodies of intercepted 307s (never read by nginx) are not.
+    assert out.bytes_upstream <= up["object_store_bytes"] + up["registry_bytes"]
+    assert 1.0 <= out.amplification < 1.01
+    assert out.bytes_served >= 2 * image
+
+
+def test_captured_cold_then_warm_pull_without_gateway_shows_2x():
+    facts = truth()
+    image = sum(facts["image_blobs"].values())
+    out = gt.summarize(gt.parse_lines(captured("gateway_cold_warm_off.log")))
+    assert (out.requests, out.misses, out.hits) == (6, 3, 3)
+    up = facts["off"]
+    assert up["object_store_bytes"] == 2 * image  # registry 2.8 fetches twice
+    assert up["object_store_bytes"] <= out.bytes_upstream
+    assert out.bytes_upstream <= up["object_store_bytes"] + up["registry_bytes"]
+    assert 2.0 <= out.amplification < 2.01

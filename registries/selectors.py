@@ -1,0 +1,100 @@
+"""Read-side series for the registry page charts and the API.
+
+Samples are per-interval counters (registries/metrics.py); these group them
+into equal time buckets. A bucket without requests has hit_rate None (a gap
+in the chart, not a 0%).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+WINDOWS = {"24h": (timedelta(hours=24), 24), "7d": (timedelta(days=7), 28)}
+
+
+@dataclass
+class Bucket:
+    start: datetime
+    requests: int = 0
+    hits: int = 0
+    misses: int = 0
+    bytes_upstream: int = 0
+    bytes_served: int = 0
+
+    @property
+    def hit_rate(self) -> float | None:
+        return self.hits / self.requests if self.requests else None
+
+    def as_dict(self) -> dict:
+        return {
+            "start": self.start.isoformat(),
+            "requests": self.requests,
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": self.hit_rate,
+            "bytes_upstream": self.bytes_upstream,
+            "bytes_served": self.bytes_served,
+        }
+
+
+def _buckets(
+    window: timedelta, count: int, now: datetime
+) -> tuple[datetime, timedelta]:
+    step = window / count
+    return now - window, step
+
+
+def hit_rate_series(
+    registry, window: str = "24h", now: datetime | None = None
+) -> list[dict]:
+    """`window` "24h" (hourly buckets) or "7d" (6-hourly): one dict per bucket,
+    oldest first, with requests, hits, misses, hit_rate and bytes."""
+    span, count = WINDOWS[window]
+    start, step = _buckets(span, count, now or timezone.now())
+    buckets = [Bucket(start=start + step * i) for i in range(count)]
+    samples = registry.samples.filter(sampled_at__gt=start).values_list(
+        "sampled_at", "requests", "hits", "misses", "bytes_upstream", "bytes_served"
+    )
+    for at, requests, hits, misses, up, served in samples:
+        index = min(int((at - start) / step), count - 1)
+        bucket = buckets[index]
+        bucket.requests += requests
+        bucket.hits += hits
+        bucket.misses += misses
+        bucket.bytes_upstream += up
+        bucket.bytes_served += served
+    return [bucket.as_dict() for bucket in buckets]
+
+
+def bytes_saved(registry, window: timedelta = timedelta(days=7)) -> int:
+    """Bytes clients received that did not cross the region boundary."""
+    series = registry.samples.filter(sampled_at__gt=timezone.now() - window)
+    served = sum(series.values_list("bytes_served", flat=True))
+    upstream = sum(series.values_list("bytes_upstream", flat=True))
+    return max(served - upstream, 0)
+
+
+def storage_growth(
+    registry, window: str = "7d", now: datetime | None = None
+) -> list[dict]:
+    """The last storage gauge of each bucket (None where nothing was measured)."""
+    span, count = WINDOWS[window]
+    start, step = _buckets(span, count, now or timezone.now())
+    points: list[dict] = [
+        {
+            "start": (start + step * i).isoformat(),
+            "storage_bytes": None,
+            "objects": None,
+        }
+        for i in range(count)
+    ]
+    samples = (
+        registry.samples.filter(sampled_at__gt=start, storage_bytes__isnull=False)
+        .order_by("sampled_at")
+        .values_list("sampled_at", "storage_bytes", "object_count")
+    )
+    for at, size, objects in samples:
+        index = min(int((at - start) / step), count - 1)
+        points[index].update(storage_bytes=size, objects=objects)
+    return points
