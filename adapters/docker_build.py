@@ -14,6 +14,7 @@ import queue
 import re
 import tarfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,7 @@ class BuilderSpec:
 class StepResult:
     exit_code: int | None
     stopped: bool = False
-    last_line: str = ""
+    last_line: str = ""  # the line that best explains a failure
 
 
 def builder_run(
@@ -179,27 +180,49 @@ def _kill(api, container_id: str) -> None:
         pass  # already stopped or gone
 
 
-class _LineTracker:
-    """Decodes output chunks, forwards them, remembers the last non-empty line."""
+ERROR_LINE = re.compile(
+    r"(?i)\b(error|failed|failure|could not|cannot|not found|fatal|denied)\b"
+)
 
-    def __init__(self, on_output: Output):
+
+def failure_line(lines: list[str]) -> str:
+    """The line that best says why a command failed.
+
+    The first error-looking line of the output's tail (tools such as Maven
+    print the cause first and advice after it), else the last line. stdout
+    and stderr are merged by the engine in arrival order, so "last" alone
+    is not reliable.
+    """
+    for line in lines:
+        if ERROR_LINE.search(line):
+            return line
+    return lines[-1] if lines else ""
+
+
+class _LineTracker:
+    """Decodes output chunks, forwards them, keeps the last non-empty lines."""
+
+    def __init__(self, on_output: Output, keep: int = 30):
         self.on_output = on_output
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.partial = ""
-        self.last = ""
+        self.tail: deque[str] = deque(maxlen=keep)
+
+    @property
+    def last(self) -> str:
+        return failure_line(list(self.tail))
 
     def feed(self, chunk: bytes | str) -> None:
         text = chunk if isinstance(chunk, str) else self.decoder.decode(chunk)
         self.on_output(text)
         lines = (self.partial + text).split("\n")
         self.partial = lines.pop()
-        for line in lines:
-            if line.strip():
-                self.last = line.strip()
+        self.tail.extend(line.strip() for line in lines if line.strip())
 
     def close(self) -> None:
         if self.partial.strip():
-            self.last = self.partial.strip()
+            self.tail.append(self.partial.strip())
+            self.partial = ""
 
 
 # -- docker build ---------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""The Docker executor for real: git, builder container, docker build, push.
+
+Builds run in this process (`build_run`, as the worker's task would) on the
+session's sandboxed dockerd, against a real registry container.
+"""
+
+import re
+
+import pytest
+import requests
+
+from builds.executors.docker import cache_volume_name
+from builds.models import Build, BuildStatus
+from builds.runs import build_run
+from builds.services import build_create
+from controlplane.testing.ports import free_port
+from controlplane.testing.wait import wait_for
+
+from .conftest import manifest_digest
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+BROKEN_DOCKERFILE = """\
+FROM {base}
+COPY target/index.html /www/index.html
+RUN echo compiling && exit 3
+"""
+
+
+def run_build(project, actor=None, ref="") -> Build:
+    build = build_create(actor, project, ref, via="api")
+    build_run(build.pk)
+    return Build.objects.get(pk=build.pk)
+
+
+def serve(client, image: str, cleanup) -> str:
+    """Run the image (host network, free port); the page it serves."""
+    port = free_port()
+    client.containers.run(
+        image,
+        detach=True,
+        name=cleanup.name("app"),
+        network_mode="host",
+        environment={"PORT": str(port)},
+    )
+    return wait_for(
+        lambda: requests.get(f"http://127.0.0.1:{port}/", timeout=2).text,
+        timeout=20,
+        message="the built image did not serve",
+    )
+
+
+def test_it_builds_pushes_and_the_image_serves_the_commit(
+    project, git_project, registry_server, dockerd, container_cleanup
+):
+    commit = git_project._git("rev-parse", "HEAD")
+
+    build = run_build(project)
+
+    assert build.status == BuildStatus.SUCCEEDED, (build.failure_line, build.log)
+    assert build.commit == commit
+    repo = f"127.0.0.1:{registry_server}/team/shop"
+    assert build.image == f"{repo}:{commit[:12]}"
+    assert build.image_digest.startswith("sha256:")
+    assert (
+        manifest_digest(registry_server, "team/shop", commit[:12]) == build.image_digest
+    )
+    assert manifest_digest(registry_server, "team/shop", str(build.number)) == (
+        build.image_digest
+    )
+    assert set(build.timings) >= {"queue", "source", "dependencies", "build", "push"}
+    assert build.cache["warm"] is False and build.cache["after"] > 4_000_000
+    assert "Downloaded artifact-8.jar" in build.log and "digest sha256:" in build.log
+
+    # What the registry holds (pulled by digest, local tags gone) serves the commit.
+    client = dockerd.client
+    for tag in (commit[:12], str(build.number)):
+        client.images.remove(f"{repo}:{tag}")
+    client.images.pull(f"{repo}@{build.image_digest}")
+    page = serve(client, f"{repo}@{build.image_digest}", container_cleanup)
+    assert git_project.marker in page and commit in page
+
+
+def test_the_second_build_reuses_the_dependency_cache(project, git_project, dockerd):
+    first = run_build(project)
+    assert first.status == BuildStatus.SUCCEEDED, first.failure_line
+    volume = dockerd.client.volumes.get(cache_volume_name(first.agent, 0))
+    created = volume.attrs["CreatedAt"]
+
+    git_project.commit("second version")
+    second = run_build(project)
+
+    assert second.status == BuildStatus.SUCCEEDED, second.failure_line
+    assert second.cache["warm"] is True and first.cache["warm"] is False
+    assert "cache hit" in second.log
+    cold, warm = first.timings["dependencies"], second.timings["dependencies"]
+    assert warm < cold - 1.0, (cold, warm)
+    again = dockerd.client.volumes.get(cache_volume_name(second.agent, 0))
+    assert again.attrs["CreatedAt"] == created
+    assert second.cache["before"] == first.cache["after"]
+
+
+def test_a_broken_dockerfile_fails_with_the_failing_step(project, git_project):
+    git_project.commit(
+        "broken", dockerfile=BROKEN_DOCKERFILE.format(base=git_project.base_image)
+    )
+
+    build = run_build(project)
+
+    assert build.status == BuildStatus.FAILED
+    assert build.phase == "build"
+    # Ferry's labels add LABEL steps at the end, hence "3 of N".
+    assert re.match(r"Step 3/\d+ : RUN echo compiling && exit 3 — ", build.failure_line)
+    assert "returned a non-zero code: 3" in build.failure_line
+    assert build.exit_code == 3
+    assert build.image_digest == ""
+    assert "compiling" in build.log
+
+
+def test_a_failing_dependency_command_fails_with_its_last_line(project):
+    project.dependency_command = (
+        "echo resolving; echo 'Could not resolve com.x:y:1.0' >&2; exit 7"
+    )
+    project.save()
+
+    build = run_build(project)
+
+    assert build.status == BuildStatus.FAILED
+    assert build.phase == "dependencies"
+    assert build.exit_code == 7
+    assert build.failure_line == "Could not resolve com.x:y:1.0", build.log
+
+
+def test_an_unknown_ref_fails_in_the_source_phase(project):
+    build = run_build(project, ref="no-such-branch")
+
+    assert build.status == BuildStatus.FAILED
+    assert build.phase == "source"
+    assert "no-such-branch" in build.failure_line
