@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from controlplane import audit
+from controlplane.models import AuditEvent
 from controlplane.page_auth import admin_required, operator_required
 from controlplane.services import object_delete
 
@@ -20,12 +21,17 @@ from .cards import region_cards
 from .forms import HostForm, RegionForm
 from .models import DockerHost, HostStatus, Region
 
+RECENT_EVENTS = 8
 # Live fragments poll only while the tab is visible.
 POLL_TRIGGER = "every 5s [document.visibilityState === 'visible']"
 
 
 def overview(request):
-    return render(request, "regions/overview.html", {"cards": region_cards()})
+    context = {
+        "cards": region_cards(),
+        "recent_events": AuditEvent.objects.all()[:RECENT_EVENTS],
+    }
+    return render(request, "regions/overview.html", context)
 
 
 def host_list(request):

@@ -82,11 +82,17 @@ def host_role_labels(roles) -> list[str]:
 
 
 @register.filter
-def change_rows(changes) -> list[dict]:
-    """An AuditEvent's `changes` as rows: name, old, new, or secret=True."""
+def change_rows(event) -> list[dict]:
+    """An AuditEvent's `changes` as rows: name, old, new, or secret=True.
+
+    A create lists only the values that were set (no "∅ →" noise, no id).
+    """
+    creating = event.action == "create"
     rows = []
-    for name, change in sorted((changes or {}).items()):
+    for name, change in sorted((event.changes or {}).items()):
         if isinstance(change, (list, tuple)) and len(change) == 2:
+            if creating and (name == "id" or change[1] in (None, "", [], {})):
+                continue
             rows.append({"name": name, "old": change[0], "new": change[1]})
         else:  # secrets are recorded only as "(changed)"
             rows.append({"name": name, "secret": True, "note": change})

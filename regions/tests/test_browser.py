@@ -1,0 +1,134 @@
+"""Headless Chromium against a live server: log in, overview, hosts, Chinese.
+
+Screenshots land in artifacts/screenshots/ (gitignored) for a human to look at.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+
+from regions.models import DockerHost, HostStatus
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+SHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
+MISSING_SOCKET = "unix:///nonexistent/ferry-browser-test/docker.sock"
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    """A Chromium page; every 4xx/5xx response is collected in `page.bad`."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls
+    # the test makes between page actions are plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 820})
+            page.set_default_timeout(15_000)
+            page.bad = []
+            page.on(
+                "response",
+                lambda r: r.status >= 400 and page.bad.append((r.status, r.url)),
+            )
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def topology(transactional_db):
+    """Demo regions; the Hong Kong host points at a socket that is not there."""
+    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    DockerHost.objects.filter(name="hk-demo-1").update(docker_url=MISSING_SOCKET)
+    user = User.objects.create_user("olga", password="olga-pass-123")
+    user.groups.add(Group.objects.get_or_create(name="operator")[0])
+    return user
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_login_overview_host_page_and_chinese(live_server, topology, browser_page):
+    page = browser_page
+    page.goto(live_server.url + "/")
+    assert "/login/" in page.url  # every page needs a login
+    shot(page, "01-login")
+    page.fill("input[name=username]", "olga")
+    page.fill("input[name=password]", "olga-pass-123")
+    page.click(".login button[type=submit]")
+    page.wait_for_selector("#region-cn-hongkong")
+
+    for slug in ("cn-hangzhou", "cn-hongkong", "us-west-1"):
+        assert page.locator(f"#region-{slug}").is_visible()
+    assert page.evaluate("typeof htmx") == "object"  # vendored htmx loaded
+    assert page.evaluate("typeof Chart") == "function"  # and chart.js
+    shot(page, "02-overview")
+
+    # Hosts list: the table body replaces itself while the tab is visible, so a
+    # status written elsewhere shows up without a reload.
+    page.click("nav >> text=Hosts")
+    row = page.locator("tr[data-host]", has_text="sv-demo-1")
+    assert row.locator("[data-testid=host-status]").inner_text() == "Unknown"
+    DockerHost.objects.filter(name="sv-demo-1").update(
+        status=HostStatus.UP, engine_version="26.1.5", container_count=3
+    )
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('tr[data-host]')].some(
+               r => r.innerText.includes('sv-demo-1') && r.innerText.includes('26.1.5'))""",
+        timeout=20_000,
+    )
+    assert row.locator("[data-testid=host-status]").inner_text() == "Up"
+    shot(page, "03-hosts")
+
+    # Host page: "Check now" runs a real check; the reason shows in place.
+    page.click("text=hk-demo-1")
+    page.wait_for_selector("#host-status")
+    page.click("[data-testid=check-now]")
+    error = page.locator("[data-testid=last-error]")
+    error.wait_for()
+    assert page.locator("#host-status [data-testid=host-status]").inner_text() == (
+        "Unreachable"
+    )
+    assert error.inner_text().strip()
+    shot(page, "04-host-detail")
+
+    # Switch to Chinese with the switcher; the same page comes back translated.
+    page.click("[data-testid=lang-zh-hans]")
+    page.wait_for_selector("html[lang=zh-hans]")
+    assert "立即检查" in page.inner_text("body")
+    assert page.locator("#host-status [data-testid=host-status]").inner_text() == (
+        "无法连接"
+    )
+    shot(page, "05-host-detail-zh")
+    page.click("nav >> text=概览")
+    page.wait_for_selector("#region-cn-hongkong")
+    body = page.inner_text("body")
+    assert "区域" in body and "在线主机" in body and "缓存命中率" in body
+    shot(page, "06-overview-zh")
+    page.click("nav >> text=审计")
+    page.wait_for_selector("#audit-events")
+    assert "审计日志" in page.inner_text("body")
+    shot(page, "07-audit-zh")
+
+    assert page.bad == [], f"failed requests: {page.bad}"
