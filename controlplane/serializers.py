@@ -1,7 +1,7 @@
 """Serializer base that keeps secrets out of every API response.
 
 `SecretsModelSerializer` makes each EncryptedTextField of its model
-write-only (optional, blank allowed: "" keeps the stored value) and adds a
+write-only (optional; "" keeps the stored value, null clears it) and adds a
 read-only `<name>_set` boolean so clients can tell "set / not set".
 """
 
@@ -35,9 +35,11 @@ class SecretsModelSerializer(serializers.ModelSerializer):
                     write_only=True,
                     required=False,
                     allow_blank=True,
+                    allow_null=True,
                     trim_whitespace=False,
                     style={"input_type": "password"},
-                    help_text='Write-only. Send "" (or omit) to keep the stored value.',
+                    help_text='Write-only. Omit it or send "" to keep the stored '
+                    "value; send null to clear it.",
                 )
             fields[f"{name}_set"] = SecretSetField(source=name)
         return fields

@@ -7,10 +7,13 @@ from .fields import secret_field_names
 
 
 @transaction.atomic
-def object_save(actor, instance: models.Model, data: dict, via: str = "ui") -> models.Model:
+def object_save(
+    actor, instance: models.Model, data: dict, via: str = "ui"
+) -> models.Model:
     """Create or update a row from validated data and leave an AuditEvent.
 
-    A secret field given as "" keeps its stored value ("not replaced").
+    A secret field given as "" keeps its stored value ("not replaced"); None
+    clears it (the API's `null`), so TLS or credentials can be removed.
     """
     secrets = set(secret_field_names(type(instance)))
     creating = instance._state.adding
@@ -18,9 +21,12 @@ def object_save(actor, instance: models.Model, data: dict, via: str = "ui") -> m
     touched_secrets = set()
     for name, value in data.items():
         if name in secrets:
-            if not value:
+            if value is None:
+                value = ""  # cleared: the set -> not set flip shows in the diff
+            elif not value:
                 continue
-            touched_secrets.add(name)
+            else:
+                touched_secrets.add(name)
         setattr(instance, name, value)
     instance.full_clean()
     instance.save()

@@ -38,17 +38,18 @@ def host_connection(host: DockerHost) -> HostConnection:
 def host_save(actor, host: DockerHost, data: dict, via: str = "ui") -> DockerHost:
     """Create or update a host after validating its connection settings.
 
-    A secret given as "" keeps the stored value, so the check uses the value
-    that will be stored. A changed connection resets the observed status:
-    what was seen through the old URL says nothing about the new one.
+    A secret given as "" keeps the stored value (None clears it), so the
+    check uses the value that will be stored. A changed connection resets
+    the observed status: what the old URL showed says nothing of the new.
     """
     data = dict(data)
     if "docker_url" in data:
         data["docker_url"] = (data["docker_url"] or "").strip()
     effective = {name: getattr(host, name) for name in CONNECTION_FIELDS}
     for name in CONNECTION_FIELDS:
-        if name in data and (data[name] or name not in SECRET_FIELDS):
-            effective[name] = data[name]
+        if name not in data or (name in SECRET_FIELDS and data[name] == ""):
+            continue  # not given, or a secret's "" which keeps the stored one
+        effective[name] = data[name] or ""
     validate_host_connection(
         effective["docker_url"],
         effective["tls_ca_cert"],
@@ -64,9 +65,9 @@ def _connection_changes(host: DockerHost, data: dict) -> bool:
     for name in CONNECTION_FIELDS:
         if name not in data:
             continue
-        if name in SECRET_FIELDS and not data[name]:
-            continue  # "" keeps the stored key
-        if data[name] != getattr(host, name):
+        if name in SECRET_FIELDS and data[name] == "":
+            continue  # "" keeps the stored key (None clears it)
+        if (data[name] or "") != getattr(host, name):
             return True
     return False
 

@@ -167,3 +167,49 @@ def test_the_serializer_base_makes_every_encrypted_field_write_only():
     assert data == {
         f"{n}_set": n == "secret_access_key" for n in secrets_of(ObjectStore)
     }
+
+
+def test_null_clears_a_secret_so_a_tls_host_can_move_to_a_unix_socket(region, test_ca):
+    cert, key = (pem.decode() for pem in test_ca.issue(("ferry",), client=True))
+    api = token_client("admin")
+    host = api.post(
+        "/api/v1/hosts/",
+        {
+            "region": region.pk,
+            "name": "mover",
+            "docker_url": "tcp://127.0.0.1:2376",
+            "tls_client_cert": cert,
+            "tls_client_key": key,
+        },
+        format="json",
+    ).json()
+    url = f"/api/v1/hosts/{host['id']}/"
+    # Keeping the key ("") while dropping TLS is refused, naming the field...
+    kept = api.patch(
+        url,
+        {"docker_url": "unix:///run/docker.sock", "tls_client_cert": ""},
+        format="json",
+    )
+    assert kept.status_code == 400
+    assert (
+        "only to tcp://"
+        in {e["field"]: e["message"] for e in kept.json()["errors"]}["tls_client_key"]
+    )
+    # ...null clears it.
+    moved = api.patch(
+        url,
+        {
+            "docker_url": "unix:///run/docker.sock",
+            "tls_client_cert": "",
+            "tls_client_key": None,
+        },
+        format="json",
+    )
+    assert moved.status_code == 200, moved.content
+    assert moved.json()["tls_client_key_set"] is False
+    assert raw_column("regions_dockerhost", "tls_client_key", host["id"]) == ""
+    (update,) = api.get(
+        "/api/v1/audit-events/",
+        {"object_type": "regions.dockerhost", "action": "update"},
+    ).json()["results"]
+    assert update["changes"]["tls_client_key"] == "(changed)"
