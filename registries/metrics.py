@@ -192,7 +192,7 @@ def _gateway_status(registry, latest: RegistrySample | None) -> dict:
 
 def registry_stats(registry, window: timedelta = timedelta(hours=24)) -> dict:
     """Counters summed over `window`, the latest gauges, and the derived rates:
-    hit_rate = hits / requests; amplification = bytes_upstream / bytes_missed
+    hits = requests - misses; hit_rate = hits / requests; amplification = bytes_upstream / bytes_missed
     (cross-region bytes per pulled byte); bytes_saved = served - upstream."""
     samples = registry.samples.filter(sampled_at__gt=timezone.now() - window)
     missed_field = bytes_missed_field()
@@ -200,6 +200,9 @@ def registry_stats(registry, window: timedelta = timedelta(hours=24)) -> dict:
         **{name: Sum(name) for name in (*COUNTERS, "upstream_requests", missed_field)}
     )
     counts = {name: int(sums[name] or 0) for name in COUNTERS}
+    # Over a window, not the sum of per-sample hits: a miss's upstream fetch
+    # and the client's download of it may land in consecutive samples.
+    counts["hits"] = max(counts["requests"] - counts["misses"], 0)
     missed = int(sums[missed_field] or 0)
     latest = registry.samples.order_by("-sampled_at").first()
     return {

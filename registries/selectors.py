@@ -26,6 +26,14 @@ class Bucket:
     def hit_rate(self) -> float | None:
         return self.hits / self.requests if self.requests else None
 
+    def add(self, requests: int, misses: int, up: int, served: int) -> None:
+        self.requests += requests
+        self.misses += misses
+        self.bytes_upstream += up
+        self.bytes_served += served
+        # requests - misses over the bucket (see metrics.registry_stats).
+        self.hits = max(self.requests - self.misses, 0)
+
     def as_dict(self) -> dict:
         return {
             "start": self.start.isoformat(),
@@ -54,16 +62,10 @@ def hit_rate_series(
     start, step = _buckets(span, count, now or timezone.now())
     buckets = [Bucket(start=start + step * i) for i in range(count)]
     samples = registry.samples.filter(sampled_at__gt=start).values_list(
-        "sampled_at", "requests", "hits", "misses", "bytes_upstream", "bytes_served"
+        "sampled_at", "requests", "misses", "bytes_upstream", "bytes_served"
     )
-    for at, requests, hits, misses, up, served in samples:
-        index = min(int((at - start) / step), count - 1)
-        bucket = buckets[index]
-        bucket.requests += requests
-        bucket.hits += hits
-        bucket.misses += misses
-        bucket.bytes_upstream += up
-        bucket.bytes_served += served
+    for at, *counts in samples:
+        buckets[min(int((at - start) / step), count - 1)].add(*counts)
     return [bucket.as_dict() for bucket in buckets]
 
 
