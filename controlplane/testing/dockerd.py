@@ -184,11 +184,31 @@ class Dockerd:
         # and the shims, whose children are container inits (kill those too,
         # or the containers outlive their engine).
         deadline = time.monotonic() + 10
+        signalled: set[int] = set()
         while (pids := self.leftover_pids()) and time.monotonic() < deadline:
             late = force or time.monotonic() > deadline - 5
             for pid in _children(pids) + pids:
                 _signal(pid, signal.SIGKILL if late else signal.SIGTERM)
+                signalled.add(pid)
             time.sleep(0.1)
+        # Orphans are reaped by pid 1, sometimes late: a zombie still "exists"
+        # for kill(pid, 0), and a restarted dockerd would then wait a minute
+        # for a containerd that is gone. Wait for death, drop the stale pidfile.
+        wait_for(
+            lambda: all(_dead(pid) for pid in signalled),
+            timeout=10,
+            interval=0.05,
+            message=f"processes of {self.root} did not die",
+        )
+        (self.root / "exec/containerd/containerd.pid").unlink(missing_ok=True)
+
+
+def _dead(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def _children(parents: list[int]) -> list[int]:

@@ -88,7 +88,10 @@ def celery_worker(
             lambda: _alive(proc, worker) and ping(broker_url, name),
             timeout=timeout,
             interval=0.3,
-            message=f"celery worker {name} did not answer a ping; log {log_path}",
+            message=lambda: (
+                f"celery worker {name} did not answer a ping; log {log_path}:\n"
+                f"{worker.log_tail()}"
+            ),
         )
         yield worker
     finally:
