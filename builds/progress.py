@@ -125,6 +125,16 @@ class BuildProgress:
         self._stopped = not still_running
         return self._stopped
 
+    def poll(self) -> bool:
+        """For wait loops: write a buffer that waited too long; cancelled()?
+
+        Call it while waiting on something silent (a `RUN sleep`, a Jenkins
+        queue) so that the last lines reach the page without new output.
+        """
+        if self._buffer and time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+        return self.cancelled()
+
     def elapsed(self) -> float:
         """Seconds since the build started."""
         started = self.build.started_at or timezone.now()

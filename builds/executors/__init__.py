@@ -32,6 +32,8 @@ worker, never in a web request; all three receive fresh model rows):
                                             # external_id, cache (dict)
         if progress.cancelled():            # status left RUNNING (cancel or
             return BuildResult.cancelled()  # reaper): stop promptly
+        # While waiting on something silent, call progress.poll() instead:
+        # it also writes log text that sat in the buffer, then cancelled().
         ...
         return BuildResult.succeeded()
         # or BuildResult.failed("the failing log line", exit_code=2,

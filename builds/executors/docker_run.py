@@ -134,7 +134,7 @@ class DockerBuild:
                 self.progress.log(f"$ {command}\n")
                 step = builder_run(
                     client, self._spec(command, mounts), source, self.progress.log,
-                    self.progress.cancelled,
+                    self.progress.poll,
                 )  # fmt: skip
             after = agent_cache_size(client, self.agent)
             self._record_cache(before, after)
@@ -163,7 +163,7 @@ class DockerBuild:
             )
             result = image_build(
                 client, context, self.project.dockerfile, tags, labels,
-                self.progress.log, self.progress.cancelled,
+                self.progress.log, self.progress.poll,
             )  # fmt: skip
             if result.stopped:
                 raise Cancelled
