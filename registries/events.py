@@ -39,13 +39,14 @@ def recent_events(registry: Registry, limit: int = 20) -> list[RegistryEvent]:
 
 
 def hit_rate(registries, window: timedelta = timedelta(hours=24)) -> float | None:
-    """hits / (hits + misses) over the window's samples; None without traffic."""
+    """hits / requests over the window's samples (as registry_stats defines it);
+    None without traffic."""
     since = timezone.now() - window
     totals = RegistrySample.objects.filter(
-        registry__in=registries, sampled_at__gte=since
-    ).aggregate(hits=Sum("hits"), misses=Sum("misses"))
-    hits, misses = totals["hits"] or 0, totals["misses"] or 0
-    return hits / (hits + misses) if hits + misses else None
+        registry__in=registries, sampled_at__gt=since
+    ).aggregate(hits=Sum("hits"), requests=Sum("requests"))
+    hits, requests = totals["hits"] or 0, totals["requests"] or 0
+    return hits / requests if requests else None
 
 
 def region_hit_rate(region, window: timedelta = timedelta(hours=24)) -> float | None:

@@ -110,7 +110,7 @@ def mirror_endpoint(registry) -> str:
     return f"https://{host}:{registry.https_port}"
 
 
-def _known_hosts(registry) -> tuple[str, ...]:
+def known_hosts(registry) -> tuple[str, ...]:
     hosts = [urlsplit(registry.upstream_url).netloc]
     if registry.public_hostname:
         hosts.append(registry.public_hostname)
@@ -200,7 +200,7 @@ def prewarm_image(
     Bad input and expected failures are ValidationErrors naming the field
     (image: malformed or not found; registry: not a usable mirror).
     """
-    ref = parse_reference(reference, _known_hosts(registry))
+    ref = parse_reference(reference, known_hosts(registry))
     try:
         result = _pull(registry, ref, platform or DEFAULT_PLATFORM)
     except ImageNotFound as exc:

@@ -1,0 +1,149 @@
+"""What the registry pages show, gathered in one place for the views.
+
+Reads only: metrics come from registries.metrics.registry_stats and the chart
+series from registries.selectors (the metrics helper's modules), events from
+registries.events, the files from registries.render.render_site_files
+(masked). A part that cannot be computed shows its reason instead of
+breaking the page.
+"""
+
+import io
+import logging
+import zipfile
+from datetime import timedelta
+
+from django.utils import timezone
+
+from controlplane.models import AuditEvent
+
+from . import events, selectors
+from .models import Registry
+from .prewarm import mirror_endpoint
+
+log = logging.getLogger(__name__)
+WEEK = timedelta(days=7)
+
+
+def stats_of(registry: Registry, window: timedelta = timedelta(hours=24)) -> dict:
+    """registry_stats, or {} when metrics cannot be read (logged)."""
+    try:
+        from .metrics import registry_stats
+
+        return registry_stats(registry, window) or {}
+    except Exception:  # a broken selector must not take the page down
+        log.exception("registry_stats failed for registry %s", registry.pk)
+        return {}
+
+
+def list_rows() -> list[dict]:
+    registries = Registry.objects.select_related("region", "host", "store")
+    return [{"registry": r, "stats": stats_of(r)} for r in registries]
+
+
+def endpoints(registry: Registry) -> list[tuple[str, str]]:
+    """(label, address) pairs: how clients and Ferry reach the registry."""
+    rows = []
+    if registry.kind == "mirror" and registry.https_port:
+        rows.append(("pull", mirror_endpoint(registry)))
+    address = registry.listen_address if registry.kind == "private" else "127.0.0.1"
+    scheme = "https" if registry.kind == "private" and _exposed(registry) else "http"
+    rows.append(("registry", f"{scheme}://{address}:{registry.port}"))
+    if registry.debug_port:
+        rows.append(("debug", f"http://127.0.0.1:{registry.debug_port}/debug/vars"))
+    if registry.kind == "mirror" and registry.gateway_port:
+        rows.append(("gateway", f"http://127.0.0.1:{registry.gateway_port}"))
+    return rows
+
+
+def _exposed(registry: Registry) -> bool:
+    return not registry.listen_address.startswith(
+        "127."
+    ) and registry.listen_address not in (
+        "::1",
+        "localhost",
+    )
+
+
+def health_checks(registry: Registry) -> list[dict]:
+    """The last health record as rows of name / ok / reason (shape-tolerant)."""
+    health = registry.health or {}
+    checks = health.get("checks", health) if isinstance(health, dict) else health
+    rows = []
+    items = checks.items() if isinstance(checks, dict) else enumerate(checks or [])
+    for name, value in items:
+        if isinstance(value, dict):
+            rows.append(
+                {
+                    "name": value.get("name", name),
+                    "ok": value.get("ok"),
+                    "reason": value.get("reason") or value.get("detail") or "",
+                }
+            )
+        elif isinstance(value, bool):
+            rows.append({"name": name, "ok": value, "reason": ""})
+    return rows
+
+
+def tls_days_left(registry: Registry) -> int | None:
+    if not registry.tls_expires_at:
+        return None
+    return (registry.tls_expires_at - timezone.now()).days
+
+
+def rendered_files(registry: Registry) -> tuple[dict[str, str], str]:
+    """(files as deployed with secrets masked, error text when not renderable)."""
+    try:
+        from .render import render_site_files
+
+        return render_site_files(registry, masked=True), ""
+    except Exception as exc:  # noqa: BLE001 - an incomplete row cannot render
+        log.info("registry %s not renderable: %s", registry.pk, exc)
+        return {}, str(exc) or type(exc).__name__
+
+
+def compose_zip(registry: Registry, masked: bool = True) -> bytes:
+    """docker-compose.yml plus ./<role>/<file> as the compose file mounts them."""
+    from .render import render_site_files
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in sorted(render_site_files(registry, masked=masked).items()):
+            archive.writestr(f"ferry-registry-{registry.pk}/{name}", content)
+    return buffer.getvalue()
+
+
+def chart_data(registry: Registry) -> dict:
+    """The JSON the page's charts draw (hit rate per bucket, storage growth)."""
+    return {
+        "hit_rate_24h": selectors.hit_rate_series(registry, "24h"),
+        "hit_rate_7d": selectors.hit_rate_series(registry, "7d"),
+        "storage_7d": selectors.storage_growth(registry, "7d"),
+    }
+
+
+def recent_prewarms(registry: Registry, limit: int = 5):
+    return AuditEvent.objects.filter(
+        object_type=registry._meta.label_lower,
+        object_id=str(registry.pk),
+        action__in=("prewarm", "prewarm_failed"),
+    ).order_by("-pk")[:limit]
+
+
+def detail_context(registry: Registry) -> dict:
+    files, files_error = rendered_files(registry)
+    return {
+        "registry": registry,
+        "endpoints": endpoints(registry),
+        "checks": health_checks(registry),
+        "tls_days_left": tls_days_left(registry),
+        "stats": stats_of(registry),
+        "stats_7d": stats_of(registry, WEEK),
+        "bytes_saved_7d": selectors.bytes_saved(registry, WEEK),
+        "chart": chart_data(registry),
+        "top_repositories": events.top_repositories(registry),
+        "recent_events": events.recent_events(registry),
+        "prewarms": recent_prewarms(registry),
+        "files": files,
+        "files_error": files_error,
+        "users": registry.users.all(),
+    }
