@@ -45,14 +45,29 @@ def cluster_save(
 
     creating = cluster._state.adding
     data = dict(data)
-    host, region = data.get("host"), data.get("region")
-    if host and region and host.region_id != region.pk:
-        raise ValidationError({"host": _("The host is in another region.")})
+    _validate_cluster_links(cluster, data)
     cluster = object_save(actor, cluster, data, via)
     if creating:
         agents_create_defaults(actor, cluster, via)
     cluster_provision_task.delay_on_commit(cluster.pk)
     return cluster
+
+
+def _validate_cluster_links(cluster: BuildCluster, data: dict) -> None:
+    """The host and the private registry must be in the cluster's region."""
+    region = data.get("region") or (cluster.region if cluster.region_id else None)
+    host = data.get("host") or (cluster.host if cluster.host_id else None)
+    registry = data.get("registry", cluster.registry if cluster.registry_id else None)
+    errors = {}
+    if region and host and host.region_id != region.pk:
+        errors["host"] = _("The host is in another region.")
+    if registry is not None:
+        if registry.kind != registry.Kind.PRIVATE:
+            errors["registry"] = _("Builds push to a private registry, not a mirror.")
+        elif region and registry.region_id != region.pk:
+            errors["registry"] = _("The registry is in another region.")
+    if errors:
+        raise ValidationError(errors)
 
 
 def agents_create_defaults(actor, cluster: BuildCluster, via: str = "ui") -> list:
