@@ -47,8 +47,11 @@ def dockerd_binary() -> str:
 class Dockerd:
     """One dockerd with its own data root, exec root, socket and pidfile."""
 
-    def __init__(self, root: str | None = None):
+    def __init__(self, root: str | None = None, extra_args: list[str] | None = None):
         self.root = Path(root or tempfile.mkdtemp(prefix="fd-", dir="/tmp"))
+        # e.g. ["--insecure-registry=127.0.0.0/8"]; TLS trust for a registry
+        # is global (/etc/docker/certs.d/127.0.0.1:PORT/ca.crt): unique ports.
+        self.extra_args = list(extra_args or [])
         self.url = f"unix://{self.root}/docker.sock"
         self.log_path = self.root / "dockerd.log"
         self.process: subprocess.Popen | None = None
@@ -80,6 +83,7 @@ class Dockerd:
             "--bridge=none",
             "--iptables=false",
             "--ip-masq=false",
+            *self.extra_args,
         ]
 
     def start(self, timeout: float = START_TIMEOUT) -> "Dockerd":

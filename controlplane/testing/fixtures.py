@@ -47,11 +47,12 @@ def dockerd():
 
 @pytest.fixture
 def dockerd_factory():
-    """Call it to start another Dockerd; all are stopped at teardown."""
+    """Call it (optionally with extra_args=[...]) to start another Dockerd;
+    all are stopped and deleted at teardown."""
     started: list[Dockerd] = []
 
-    def start() -> Dockerd:
-        engine = Dockerd()
+    def start(extra_args: list[str] | None = None) -> Dockerd:
+        engine = Dockerd(extra_args=extra_args)
         started.append(engine)
         return engine.start()
 

@@ -218,6 +218,35 @@ def export_image(client: docker.DockerClient, tag: str, path: Path) -> Path:
     return path
 
 
+def push_image(
+    client: docker.DockerClient,
+    tag: str,
+    dest: str,
+    *,
+    cert_dir: str | Path | None = None,
+    creds: str | None = None,
+) -> None:
+    """Copy an engine's image to a registry with skopeo.
+
+    dest is "127.0.0.1:PORT/ns/name:tag". Without cert_dir the registry is
+    reached without TLS verification (plain HTTP works too); cert_dir must
+    hold only the CA's ca.crt. creds is "user:password".
+    """
+    with tempfile.TemporaryDirectory(prefix="ferry-push-") as tmp:
+        archive = export_image(client, tag, Path(tmp) / "image.tar")
+        cmd = ["skopeo", "copy", "--quiet"]
+        cmd += (
+            [f"--dest-cert-dir={cert_dir}"] if cert_dir else ["--dest-tls-verify=false"]
+        )
+        cmd += [f"--dest-creds={creds}"] if creds else []
+        result = subprocess.run(
+            [*cmd, f"docker-archive:{archive}", f"docker://{dest}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"skopeo copy to {dest} failed: {result.stderr.strip()}")
+
+
 def require_binaries() -> None:
     missing = [
         pkg

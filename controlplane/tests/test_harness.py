@@ -1,5 +1,6 @@
 """The test harness itself, run for real: engines, images, services, worker."""
 
+import json
 import os
 import ssl
 import subprocess
@@ -18,7 +19,11 @@ import pytest
 import redis
 
 from controlplane.testing.dockerd import Dockerd
-from controlplane.testing.images import build_image_tar, import_test_images
+from controlplane.testing.images import (
+    build_image_tar,
+    import_test_images,
+    push_image,
+)
 from controlplane.testing.ports import free_port
 from controlplane.testing.services import postgres_server
 from controlplane.testing.wait import wait_for
@@ -68,8 +73,11 @@ def test_free_port_is_bindable_on_loopback():
 
 # -- docker engines ---------------------------------------------------------------
 def test_two_engines_side_by_side_stop_and_restart(dockerd_factory, test_images):
-    first, second = dockerd_factory(), dockerd_factory()
+    first = dockerd_factory()
+    second = dockerd_factory(extra_args=["--insecure-registry=127.0.0.0/8"])
     assert first.url != second.url and len(first.url) < 108
+    insecure = second.client.info()["RegistryConfig"]["InsecureRegistryCIDRs"]
+    assert "127.0.0.0/8" in insecure
     assert first.client.ping() and second.client.ping()
     images = import_test_images(first.client)
     first.client.containers.create(images.busybox, ["-c", "true"], name="kept")
@@ -148,6 +156,9 @@ def test_registry_image_serves_v2(dockerd, test_images, container_cleanup):
         message="registry /v2/",
     )
     assert status == 200 and body.strip() == b"{}"
+    push_image(dockerd.client, test_images.busybox, f"127.0.0.1:{port}/ferry/bb:1")
+    status, body = http_get(f"http://127.0.0.1:{port}/v2/ferry/bb/tags/list")
+    assert (status, json.loads(body)["tags"]) == (200, ["1"])
 
 
 NGINX_SITE = """
