@@ -7,6 +7,7 @@ caller's `container_cleanup` fixture removes them.
 """
 
 import io
+import json
 import re
 import subprocess
 import tarfile
@@ -16,6 +17,8 @@ import bcrypt
 import requests
 import yaml
 
+from adapters.registry_api import OCI_INDEX
+from controlplane.testing.images import export_image
 from controlplane.testing.ports import free_port
 from controlplane.testing.wait import wait_for
 
@@ -107,3 +110,47 @@ def blob_gets(container) -> list[str]:
     """Digests of every blob GET in a registry's access log (with repeats)."""
     logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
     return [m["digest"] for m in BLOB_GET.finditer(logs)]
+
+
+def push_index(dockerd, test_images, url: str, tmp_path) -> dict:
+    """team/multi:1.0 = an OCI index of busybox (linux/amd64) and registry
+    (linux/arm64); returns {platform: image manifest digest}."""
+    host = url.removeprefix("http://")
+    digests = {}
+    for name, platform in (("busybox", "linux/amd64"), ("registry", "linux/arm64")):
+        archive = export_image(
+            dockerd.client, test_images[name], tmp_path / f"{name}.tar"
+        )
+        skopeo_copy(
+            f"docker-archive:{archive}", f"docker://{host}/team/multi:{name}",
+            "--dest-tls-verify=false",
+        )  # fmt: skip
+        head = requests.head(
+            f"{url}/v2/team/multi/manifests/{name}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+            timeout=10,
+        )
+        digests[platform] = (
+            head.headers["Docker-Content-Digest"],
+            int(head.headers["Content-Length"]),
+            head.headers["Content-Type"],
+        )
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": media_type, "digest": digest, "size": size,
+                "platform": {"os": p.split("/")[0], "architecture": p.split("/")[1]},
+            }
+            for p, (digest, size, media_type) in digests.items()
+        ],
+    }  # fmt: skip
+    response = requests.put(
+        f"{url}/v2/team/multi/manifests/1.0",
+        data=json.dumps(index),
+        headers={"Content-Type": OCI_INDEX},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    return {p: d for p, (d, _s, _t) in digests.items()}

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from django.core.exceptions import ValidationError
 
+from adapters.registry_api import RegistryClient
 from controlplane.models import AuditEvent
 from controlplane.testing.images import export_image
 from controlplane.testing.ports import free_port
@@ -21,6 +22,7 @@ from .registry_containers import (
     base_config,
     blob_gets,
     htpasswd,
+    push_index,
     skopeo_copy,
     start_registry,
     start_upstream,
@@ -202,3 +204,25 @@ def test_prewarm_with_a_wrong_password_names_the_registry(mirror):
     with pytest.raises(ValidationError) as raised:
         prewarm_image(registry, "team/app:1.0")
     assert "credentials" in raised.value.message_dict["registry"][0]
+
+
+@pytest.mark.integration
+def test_prewarm_of_an_index_pulls_only_the_linux_amd64_image(
+    mirror, upstream, dockerd, test_images, tmp_path
+):
+    registry, _container = mirror
+    upstream_container, upstream_url = upstream
+    digests = push_index(dockerd, test_images, upstream_url, tmp_path)
+    with RegistryClient(upstream_url) as client:
+        amd64 = client.manifest("team/multi", digests["linux/amd64"])
+        arm64 = client.manifest("team/multi", digests["linux/arm64"])
+    before = len(blob_gets(upstream_container))
+
+    result = prewarm_image(registry, "team/multi:1.0")
+
+    fetched = set(blob_gets(upstream_container)[before:])
+    amd64_blobs = {b.digest for b in amd64.blobs}
+    arm64_only = {b.digest for b in arm64.blobs} - amd64_blobs
+    assert fetched == amd64_blobs
+    assert arm64_only and not fetched & arm64_only
+    assert result.blobs == len(amd64.blobs) and result.stored is True
