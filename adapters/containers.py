@@ -12,7 +12,7 @@ import datetime
 import io
 import tarfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import docker
 from docker.errors import APIError, NotFound
@@ -47,6 +47,7 @@ class NewContainer:
     files: tuple[ContainerFile, ...] = ()
     entrypoint: tuple[str, ...] = ()
     mounts: tuple[MountSpec, ...] = ()
+    restart: str = "unless-stopped"  # "no" for one-shot helpers
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class ContainerState:
     exit_code: int | None = None
     image_id: str = ""
     started_at: str = ""  # engine clock, RFC 3339
+    restart_count: int = 0
 
 
 def _state(container) -> ContainerState:
@@ -73,6 +75,7 @@ def _state(container) -> ContainerState:
         exit_code=state.get("ExitCode"),
         image_id=str(attrs.get("Image", "")),
         started_at=str(state.get("StartedAt", "")),
+        restart_count=int(attrs.get("RestartCount") or 0),
     )
 
 
@@ -149,7 +152,7 @@ def create(client: docker.DockerClient, new: NewContainer) -> ContainerState:
             entrypoint=list(new.entrypoint) or None,
             mounts=mounts,
             network_mode="host",
-            restart_policy={"Name": "unless-stopped"},
+            restart_policy={"Name": new.restart},
             log_config={
                 "Type": "json-file",
                 "Config": {"max-size": "50m", "max-file": "3"},
@@ -264,7 +267,8 @@ def run_to_exit(
     client: docker.DockerClient, new: NewContainer, timeout: float
 ) -> tuple[int, str]:
     """Run a short-lived container to its end: (exit code, logs); always removed."""
-    state = create(client, new)
+    remove(client, new.name)  # a leftover of an interrupted run
+    state = create(client, replace(new, restart="no"))
     try:
         start(client, state.id)
         deadline = time.monotonic() + timeout

@@ -245,7 +245,8 @@ def _replace(journal: Journal, action: Action, spec: ContainerSpec, timeout: flo
 def is_ready(client, container_id: str, role: str) -> bool:
     """Listening yet? Raises StartFailed once the container has exited."""
     state = engine.inspect(client, container_id)
-    if state is None or (not state.running and state.status != "created"):
+    crashed = state is not None and state.restart_count > 0  # restart policy
+    if state is None or crashed or (not state.running and state.status != "created"):
         logs = engine.logs_tail(client, container_id)
         code = state.exit_code if state else None
         raise StartFailed(f"{role} container exited (code {code})", role, logs)

@@ -17,6 +17,7 @@ import hashlib
 import bcrypt
 import yaml
 
+from . import groundtruth
 from .spec import MASK, RegistrySpec, StoreSpec, UserSpec
 
 # nginx verifies the bcrypt hash on every request (each blob GET of a pull);
@@ -25,14 +26,6 @@ BCRYPT_ROUNDS = 5
 _BCRYPT_ALPHABET = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 NGINX_DIR = "/etc/nginx/ferry"
-SERVED_LOG_NAME = "ferry_served"
-# Used until registries.groundtruth (metrics helper) defines the format.
-_DEFAULT_SERVED_FORMAT = (
-    '{"side":"served","time":"$time_iso8601","method":"$request_method",'
-    '"uri":"$request_uri","status":$status,"bytes_sent":$body_bytes_sent,'
-    '"request_time":$request_time,"remote_user":"$remote_user",'
-    '"remote_addr":"$remote_addr"}'
-)
 
 
 def registry_config_dir(spec: RegistrySpec) -> str:
@@ -93,7 +86,12 @@ def storage_section(spec: RegistrySpec) -> dict:
         # measures served bytes at nginx.
         "redirect": {"disable": True},
         "maintenance": {
-            "uploadpurging": {"enabled": True, "age": "168h", "interval": "24h"}
+            "uploadpurging": {
+                "enabled": True,
+                "age": "168h",
+                "interval": "24h",
+                "dryrun": False,
+            }
         },
     }
 
@@ -235,18 +233,9 @@ def bcrypt_hash(username: str, password: str) -> str:
 # -- nginx.conf -----------------------------------------------------------------
 def served_log_format() -> str:
     """The `log_format ferry_served escape=json '...';` directive."""
-    try:
-        from .groundtruth import LOG_FORMAT_SERVED
-    except ImportError:
-        LOG_FORMAT_SERVED = _DEFAULT_SERVED_FORMAT
-    text = LOG_FORMAT_SERVED.strip()
-    if text.startswith("log_format"):
-        return text if text.endswith(";") else text + ";"
-    return f"log_format {SERVED_LOG_NAME} escape=json '{text}';"
-
-
-def served_log_name() -> str:
-    return served_log_format().split()[1]
+    return groundtruth.log_format_directive(
+        groundtruth.SERVED_FORMAT_NAME, groundtruth.LOG_FORMAT_SERVED
+    )
 
 
 def render_nginx_conf(spec: RegistrySpec) -> str:
@@ -260,7 +249,7 @@ def render_nginx_conf(spec: RegistrySpec) -> str:
     )
     return _header(spec, "nginx.conf") + _NGINX_TEMPLATE.format(
         log_format=served_log_format(),
-        log_name=served_log_name(),
+        log_name=groundtruth.SERVED_FORMAT_NAME,
         registry=f"127.0.0.1:{spec.port}",
         listen=listen,
         server_name=spec.public_hostname or "_",

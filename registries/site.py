@@ -18,6 +18,7 @@ from .spec import RegistrySpec, registry_spec
 
 ROLE_ORDER = ("gateway", "registry", "nginx")  # start order: dependencies first
 DEFAULT_GATEWAY_CACHE_DIR = "/var/cache/ferry-gateway"
+DEFAULT_GATEWAY_CONF = "/etc/nginx/nginx.conf"
 
 
 @dataclass(frozen=True)
@@ -143,20 +144,14 @@ def nginx_container(spec: RegistrySpec) -> ContainerSpec:
 
 def gateway_container(spec: RegistrySpec, registry, gateway) -> ContainerSpec:
     """The upstream gateway (registries.gateway renders its nginx.conf)."""
+    conf_path = getattr(gateway, "GATEWAY_CONF_PATH", DEFAULT_GATEWAY_CONF)
     cache_dir = getattr(gateway, "CACHE_DIR", DEFAULT_GATEWAY_CACHE_DIR)
-    conf = gateway.render_gateway_conf(registry)
     return _finish(
         spec,
         "gateway",
         spec.nginx_image,
-        files=(("/etc/nginx/ferry-gateway/nginx.conf", conf, 0o644),),
-        entrypoint=(
-            "nginx",
-            "-c",
-            "/etc/nginx/ferry-gateway/nginx.conf",
-            "-g",
-            "daemon off;",
-        ),
+        files=((conf_path, gateway.render_gateway_conf(registry), 0o644),),
+        entrypoint=("nginx", "-c", conf_path, "-g", "daemon off;"),
         mounts=(Mount(gateway_cache_volume(spec.id), cache_dir),),
         binds=(("127.0.0.1", spec.gateway_port),),
     )

@@ -234,3 +234,82 @@ def cert_dir(test_ca):
     directory = tempfile.mkdtemp(prefix="ferry-ca-")
     test_ca.write_ca_dir(directory)
     return directory
+
+
+# -- a registry site (mirror + private on one S3 bucket) --------------------------------
+@dataclass
+class Site:
+    mirror: object  # Registry
+    private: object  # Registry
+    store: object  # ObjectStore
+    user: str
+    password: str
+
+
+def make_bucket(endpoint: str, bucket: str) -> None:
+    import boto3
+
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ).create_bucket(Bucket=bucket)
+
+
+def remove_registry_containers(client, registry_ids) -> None:
+    """Remove what Ferry created for these registries (containers, cache volume)."""
+    import docker
+
+    from adapters import containers as engine
+
+    for registry_id in registry_ids:
+        for state in engine.list_owned(client, f"registry:{registry_id}"):
+            engine.remove(client, state.id)
+        for suffix in ("probe",):
+            engine.remove(client, f"ferry-reg-{registry_id}-{suffix}")
+        try:
+            client.volumes.get(f"ferry-reg-{registry_id}-gwcache").remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+@pytest.fixture
+def site(db, dockerd, use_test_images, s3_server, upstream_registry, test_ca):
+    """Saved (not applied) mirror + private registry rows sharing an S3 store.
+
+    The mirror has a test-CA certificate for 127.0.0.1 and user ops/<password>;
+    all ports are free loopback ports. Containers are removed afterwards.
+    """
+    from regions.models import DockerHost, Region
+    from registries.models import ObjectStore, Registry, RegistryUser
+
+    region = Region.objects.create(slug=f"r{uuid.uuid4().hex[:6]}", name="Test region")
+    host = DockerHost.objects.create(region=region, name="h1", docker_url=dockerd.url)
+    bucket = f"site-{uuid.uuid4().hex[:8]}"
+    make_bucket(s3_server, bucket)
+    store = ObjectStore.objects.create(
+        region=region, name="s3", kind="s3", endpoint=s3_server, bucket=bucket,
+        s3_region="us-east-1", root_directory="/registry",
+        access_key_id="test", secret_access_key="test",
+    )  # fmt: skip
+    cert, key = test_ca.issue(("127.0.0.1", "localhost"))
+    common = {"region": region, "host": host, "store": store, "debug_port": 0}
+    mirror = Registry.objects.create(
+        name="mirror", kind="mirror", upstream_url=upstream_registry.url,
+        port=free_port(), https_port=free_port(), gateway_port=free_port(),
+        tls_certificate=cert.decode(), tls_private_key=key.decode(), **common,
+    )  # fmt: skip
+    private = Registry.objects.create(
+        name="private", kind="private", port=free_port(), **common
+    )
+    for registry in (mirror, private):
+        Registry.objects.filter(pk=registry.pk).update(debug_port=free_port())
+        registry.refresh_from_db()
+    password = uuid.uuid4().hex
+    RegistryUser.objects.create(registry=mirror, username="ops", password=password)
+    try:
+        yield Site(mirror, private, store, "ops", password)
+    finally:
+        remove_registry_containers(dockerd.client, [mirror.pk, private.pk])

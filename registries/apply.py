@@ -1,0 +1,327 @@
+"""Applying a registry to its Docker host (called through registries.services).
+
+registry_apply(registry_id):
+1. take the registry's apply lease (compare-and-set on the row; another apply
+   of the same registry makes this one wait briefly, then give up clearly);
+2. validate the row, generate what is missing (ports, notify token, the
+   site's http secret, a self-signed TLS pair) and check the object store;
+3. observe the host, plan, probe the ports this apply newly binds, apply
+   with an undo journal (nothing half-applied is left running);
+4. record the outcome on the row: config hash and time, or status failed
+   with the field and reason. Saved settings are never touched by a failure.
+
+Every failure comes out as a Django ValidationError naming a field (host,
+store, image, a port...) or none, after being recorded on the row.
+"""
+
+import datetime
+import hashlib
+import secrets
+import time
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from adapters import containers as engine
+from adapters.docker_engine import engine_client
+from adapters.errors import (
+    AdapterError,
+    HostConfigError,
+    HostUnreachable,
+    ImageNotFound,
+)
+from regions.services import host_connection
+
+from . import ports, reconcile, tls
+from .models import ObjectStore, Registry, RegistryStatus, RegistryUser
+from .site import owner_label, site_containers
+from .validators import validate_registry
+
+LEASE = datetime.timedelta(minutes=10)
+DEFAULT_USER = "ferry"
+
+
+class ApplyBusy(Exception):
+    """Another apply of this registry holds the lease."""
+
+
+# -- the lease ---------------------------------------------------------------------
+def acquire_lease(registry_id: int, wait: float) -> str | None:
+    """A lease token, or None if another apply still holds it after `wait` s."""
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + wait
+    while True:
+        now = timezone.now()
+        free = Q(apply_lock="") | Q(apply_lock_expires_at__lt=now)
+        taken = (
+            Registry.objects.filter(pk=registry_id)
+            .filter(free)
+            .update(apply_lock=token, apply_lock_expires_at=now + LEASE)
+        )
+        if taken:
+            return token
+        if not Registry.objects.filter(pk=registry_id).exists():
+            raise Registry.DoesNotExist(registry_id)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.2)
+
+
+def release_lease(registry_id: int, token: str) -> None:
+    Registry.objects.filter(pk=registry_id, apply_lock=token).update(
+        apply_lock="", apply_lock_expires_at=None
+    )
+
+
+# -- generated values ------------------------------------------------------------------
+def ensure_generated(registry: Registry) -> None:
+    """Fill what the operator left out; saved at once (only those fields)."""
+    changed = []
+    before = {name: getattr(registry, name) for name in ports.PORT_FIELDS}
+    ports.fill_default_ports(registry)
+    changed += [
+        name for name, value in before.items() if getattr(registry, name) != value
+    ]
+    if not registry.notify_token:
+        registry.notify_token = secrets.token_urlsafe(32)
+        changed.append("notify_token")
+    if _needs_tls(registry) and _needs_new_pair(registry):
+        names = [n for n in (registry.public_hostname, "127.0.0.1") if n]
+        cert, key, expires = tls.self_signed(names, timezone.now())
+        registry.tls_certificate, registry.tls_private_key = cert, key
+        registry.tls_expires_at = expires
+        changed += ["tls_certificate", "tls_private_key", "tls_expires_at"]
+    if changed:
+        registry.save(update_fields=[*changed, "updated_at"])
+    ensure_site_secret(registry.store)
+    needs_user = registry.kind == "mirror" and registry.require_auth
+    if needs_user and not registry.users.exists():
+        # Nobody can log in yet: an admin reads it with rotate-password.
+        RegistryUser.objects.get_or_create(
+            registry=registry,
+            username=DEFAULT_USER,
+            defaults={"password": secrets.token_urlsafe(18)},
+        )
+
+
+def _needs_tls(registry: Registry) -> bool:
+    exposed_private = registry.kind == "private" and not _loopback(registry)
+    return registry.kind == "mirror" or exposed_private
+
+
+def _loopback(registry: Registry) -> bool:
+    from .spec import is_loopback
+
+    return is_loopback(registry.listen_address)
+
+
+def _needs_new_pair(registry: Registry) -> bool:
+    """No certificate, or our own self-signed one no longer naming the host."""
+    if not registry.tls_certificate or not registry.tls_private_key:
+        return True
+    cert = tls.load_certificate(registry.tls_certificate)
+    self_signed = cert.issuer == cert.subject
+    names = tls.certificate_info(registry.tls_certificate).names
+    return (
+        self_signed
+        and bool(registry.public_hostname)
+        and (registry.public_hostname not in names)
+    )
+
+
+def ensure_site_secret(store: ObjectStore) -> str:
+    """The store's shared http.secret, generated once (first writer wins)."""
+    if not store.http_secret:
+        ObjectStore.objects.filter(pk=store.pk, http_secret="").update(
+            http_secret=secrets.token_urlsafe(32)
+        )
+        store.refresh_from_db(fields=["http_secret"])
+    return store.http_secret
+
+
+def check_storage(store: ObjectStore) -> None:
+    from adapters.object_storage import check_store
+
+    result = check_store(store)
+    if not result.ok:
+        where = f" ({result.field})" if result.field else ""
+        raise ValidationError(
+            {
+                "store": [
+                    _("object store %(store)s%(where)s: %(reason)s")
+                    % {"store": store, "where": where, "reason": result.reason}
+                ]
+            }
+        )
+
+
+# -- apply -----------------------------------------------------------------------------
+def site_hash(containers) -> str:
+    joined = "\n".join(f"{c.role}={c.config_hash}" for c in containers)
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def _held_ports(observed, client) -> set[int]:
+    """Ports our own containers hold now (they are stopped before a replace)."""
+    held: set[int] = set()
+    for item in observed:
+        state = engine.inspect(client, item.id)
+        text = state.labels.get("ferry.ports", "") if state else ""
+        held |= {int(p) for p in text.split(",") if p.isdigit()}
+    return held
+
+
+def _probe_ports(client, registry, containers, actions, observed) -> None:
+    changing = {a.role for a in actions if a.verb in ("create", "replace")}
+    held = _held_ports(observed, client)
+    listens = [
+        bind
+        for c in containers
+        if c.role in changing
+        for bind in c.binds
+        if bind[1] not in held
+    ]
+    taken = ports.probe(
+        client, settings.FERRY_NGINX_IMAGE, listens, f"ferry-reg-{registry.pk}-probe"
+    )
+    if taken is not None:
+        field = ports.field_for_port(registry, taken)
+        raise ValidationError({field: [ports.describe_taken(registry, taken)]})
+
+
+def _execute(client, registry: Registry, containers, only_if_drift: bool) -> list:
+    image_ids = {}
+    for container in containers:
+        if container.image not in image_ids:
+            try:
+                image_ids[container.image] = engine.image_id(client, container.image)
+            except ImageNotFound as exc:
+                field = "image" if container.role == "registry" else NON_FIELD_ERRORS
+                raise ValidationError({field: [exc.reason]}) from exc
+    desired = [reconcile.desired_state(c, image_ids[c.image]) for c in containers]
+    observed = reconcile.observe(client, owner_label(registry.pk), containers)
+    actions = reconcile.plan(desired, observed)
+    if not actions and only_if_drift:
+        return actions
+    _mark(registry, RegistryStatus.APPLYING)
+    _probe_ports(client, registry, containers, actions, observed)
+    timeout = settings.FERRY_REGISTRY_READY_TIMEOUT
+    try:
+        reconcile.apply_actions(client, containers, actions, timeout)
+    except reconcile.StartFailed as exc:
+        raise _start_failure(registry, exc) from exc
+    return actions
+
+
+def _start_failure(registry: Registry, exc: "reconcile.StartFailed") -> ValidationError:
+    port = ports.bind_failure(exc.logs)
+    if port is not None:
+        field = ports.field_for_port(registry, port)
+        return ValidationError({field: [ports.describe_taken(registry, port)]})
+    reason = f"{exc.reason}: {_log_reason(exc.logs)}"
+    return ValidationError({NON_FIELD_ERRORS: [reason]})
+
+
+def _log_reason(logs: str) -> str:
+    """The line of a crashed container's log that says why (or the last ones)."""
+    lines = [line.strip() for line in logs.strip().splitlines() if line.strip()]
+    for marker in ("panic:", "level=fatal", "[emerg]", "level=error"):
+        found = [line for line in lines if marker in line]
+        if found:
+            return found[0][:500]
+    return " | ".join(lines[-3:])[:500] or "(no log output)"
+
+
+def _mark(registry: Registry, status: str) -> None:
+    Registry.objects.filter(pk=registry.pk).update(status=status)
+    registry.status = status
+
+
+def error_text(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        parts = []
+        for field, messages in exc.message_dict.items():
+            label = "" if field == NON_FIELD_ERRORS else f"{field}: "
+            parts.append(label + "; ".join(messages))
+        return " / ".join(parts)
+    return "; ".join(exc.messages)
+
+
+def _as_validation_error(exc: AdapterError) -> ValidationError:
+    if isinstance(exc, (HostUnreachable, HostConfigError)):
+        return ValidationError({"host": [exc.reason]})
+    return ValidationError({NON_FIELD_ERRORS: [exc.reason]})
+
+
+def _record_failure(registry: Registry, exc: ValidationError) -> None:
+    Registry.objects.filter(pk=registry.pk).update(
+        status=RegistryStatus.FAILED, last_error=error_text(exc)[:2000]
+    )
+
+
+def _record_success(registry: Registry, containers) -> None:
+    Registry.objects.filter(pk=registry.pk).update(
+        config_hash=site_hash(containers),
+        last_applied_at=timezone.now(),
+        last_error="",
+        status=RegistryStatus.HEALTHY,
+    )
+
+
+def _apply_locked(registry_id: int, only_if_drift: bool) -> list:
+    registry = Registry.objects.select_related("store", "host", "region").get(
+        pk=registry_id
+    )
+    loaded_status = registry.status
+    try:
+        validate_registry(registry)
+        ensure_generated(registry)
+        if not only_if_drift:
+            # Reconcile passes leave this to the health check that follows.
+            check_storage(registry.store)
+        _spec, containers = site_containers(registry)
+        with engine_client(host_connection(registry.host)) as client:
+            actions = _execute(client, registry, containers, only_if_drift)
+    except AdapterError as exc:
+        error = _as_validation_error(exc)
+        _record_failure(registry, error)
+        raise error from exc
+    except ValidationError as exc:
+        _record_failure(registry, exc)
+        raise
+    unsettled = (RegistryStatus.FAILED, RegistryStatus.APPLYING, RegistryStatus.PENDING)
+    if actions or not only_if_drift or loaded_status in unsettled:
+        # (APPLYING at load time: a crashed apply whose lease ran out.)
+        _record_success(registry, containers)
+    return actions
+
+
+def registry_apply(registry_id: int, lock_wait: float | None = None) -> list:
+    """Make the host match the registry row now; the actions taken.
+
+    Raises ApplyBusy when another apply holds the lease past `lock_wait`, and
+    ValidationError (recorded on the row as status failed) when it fails.
+    """
+    wait = settings.FERRY_REGISTRY_LOCK_WAIT if lock_wait is None else lock_wait
+    token = acquire_lease(registry_id, wait)
+    if token is None:
+        raise ApplyBusy(_("another apply of this registry is running; try again"))
+    try:
+        return _apply_locked(registry_id, only_if_drift=False)
+    finally:
+        release_lease(registry_id, token)
+
+
+def registry_reconcile(registry_id: int) -> list | None:
+    """One reconcile pass: repair drift if any; None if an apply is running."""
+    token = acquire_lease(registry_id, wait=0)
+    if token is None:
+        return None
+    try:
+        return _apply_locked(registry_id, only_if_drift=True)
+    finally:
+        release_lease(registry_id, token)

@@ -1,0 +1,179 @@
+"""Health of an applied registry, stored on the row and shown per registry.
+
+Checks (each {"ok", "detail"} in Registry.health["checks"]):
+* containers: every desired container exists and runs (docker API);
+* endpoint: GET /v2/ with credentials answers 200, and without them 401 when
+  auth is on (a mirror through its nginx with TLS, verified against the
+  registry's own certificate; a private registry directly);
+* certificate: days left (fails under CERT_WARN_DAYS);
+* storage: adapters.object_storage.check_store;
+* upstream (mirrors): GET upstream /v2/ answers 200 or 401; with upstream
+  credentials set, they must be accepted.
+The endpoint is probed from Ferry: a registry bound to a remote host's
+loopback cannot be reached from here and shows as such.
+"""
+
+from urllib.parse import urlsplit
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from adapters import containers as engine
+from adapters.docker_engine import engine_client
+from adapters.errors import AdapterError, RegistryAuthError
+from adapters.registry_api import RegistryClient
+from regions.services import host_connection
+
+from . import tls
+from .models import Registry, RegistryStatus
+from .site import owner_label, site_containers
+from .spec import is_loopback
+
+CERT_WARN_DAYS = 14
+WILDCARDS = ("0.0.0.0", "::")
+
+
+def _result(ok: bool, detail: str) -> dict:
+    return {"ok": ok, "detail": detail}
+
+
+def endpoint_url(registry: Registry) -> str:
+    """Where Ferry reaches the registry's clients' endpoint."""
+    address = registry.listen_address
+    if address in WILDCARDS:
+        docker_host = urlsplit(registry.host.docker_url).hostname
+        address = registry.public_hostname or docker_host or "127.0.0.1"
+    elif not is_loopback(address) and registry.public_hostname:
+        address = registry.public_hostname
+    host = f"[{address}]" if ":" in address else address
+    if registry.kind == "mirror":
+        return f"https://{host}:{registry.https_port}"
+    scheme = "http" if is_loopback(registry.listen_address) else "https"
+    return f"{scheme}://{host}:{registry.port}"
+
+
+def check_containers(registry: Registry) -> dict:
+    _spec, wanted = site_containers(registry)
+    try:
+        with engine_client(host_connection(registry.host)) as client:
+            states = engine.list_owned(client, owner_label(registry.pk))
+    except AdapterError as exc:
+        return _result(False, exc.reason)
+    running = {s.name for s in states if s.running}
+    missing = [c.name for c in wanted if c.name not in running]
+    if missing:
+        return _result(False, _("not running: %s") % ", ".join(missing))
+    return _result(True, _("%d running") % len(wanted))
+
+
+def check_endpoint(registry: Registry) -> dict:
+    url = endpoint_url(registry)
+    ca = registry.tls_certificate if url.startswith("https") else ""
+    user = registry.users.order_by("username").first()
+    needs_auth = registry.require_auth and (
+        registry.kind == "mirror" or not is_loopback(registry.listen_address)
+    )
+    try:
+        if needs_auth:
+            if user is None:
+                return _result(False, _("no user to log in with"))
+            with RegistryClient(url, user.username, user.password, ca_pem=ca) as client:
+                client.ping()
+            with RegistryClient(url, ca_pem=ca) as anonymous:
+                try:
+                    anonymous.ping()
+                except RegistryAuthError:
+                    return _result(
+                        True, _("%s: 200 with credentials, 401 without") % url
+                    )
+            return _result(False, _("%s answers without credentials") % url)
+        with RegistryClient(url, ca_pem=ca) as client:
+            client.ping()
+    except AdapterError as exc:
+        return _result(False, exc.reason)
+    return _result(True, _("%s: 200") % url)
+
+
+def check_certificate(registry: Registry, now) -> tuple[dict, int | None]:
+    if not registry.tls_certificate:
+        return _result(False, _("no certificate")), None
+    try:
+        days = tls.days_left(registry.tls_certificate, now)
+    except tls.TLSError as exc:
+        return _result(False, exc.reason), None
+    if days < 0:
+        return _result(False, _("expired %d days ago") % -days), days
+    if days < CERT_WARN_DAYS:
+        return _result(False, _("expires in %d days") % days), days
+    return _result(True, _("%d days left") % days), days
+
+
+def check_storage(registry: Registry) -> dict:
+    from adapters.object_storage import check_store
+
+    result = check_store(registry.store)
+    if result.ok:
+        return _result(True, _("reachable"))
+    where = f"{result.field}: " if result.field else ""
+    return _result(False, where + result.reason)
+
+
+def check_upstream(registry: Registry) -> dict:
+    url = registry.upstream_url.rstrip("/")
+    user, password = registry.upstream_username, registry.upstream_password
+    try:
+        with RegistryClient(url, user, password) as client:
+            client.ping()
+    except RegistryAuthError as exc:
+        if user:
+            return _result(False, _("reachable, but it refused the credentials"))
+        return _result(True, _("reachable (%s)") % exc.reason)
+    except AdapterError as exc:
+        return _result(False, exc.reason)
+    return _result(True, _("reachable"))
+
+
+def run_checks(registry: Registry, now) -> tuple[dict, int | None]:
+    checks = {"containers": check_containers(registry)}
+    checks["endpoint"] = check_endpoint(registry)
+    days = None
+    if registry.kind == "mirror" or not is_loopback(registry.listen_address):
+        checks["certificate"], days = check_certificate(registry, now)
+    checks["storage"] = check_storage(registry)
+    if registry.kind == "mirror":
+        checks["upstream"] = check_upstream(registry)
+    return checks, days
+
+
+def registry_health_check(registry_id: int) -> Registry | None:
+    """Run every check, store them; healthy/degraded unless an apply failed."""
+    registry = (
+        Registry.objects.select_related("store", "host", "region")
+        .filter(pk=registry_id)
+        .first()
+    )
+    if registry is None:
+        return None
+    now = timezone.now()
+    checks, days = run_checks(registry, now)
+    failing = [f"{name}: {c['detail']}" for name, c in checks.items() if not c["ok"]]
+    health = {
+        "checked_at": now.isoformat(),
+        "ok": not failing,
+        "checks": checks,
+        "cert_days_left": days,
+    }
+    fields = {"health": health, "last_checked_at": now}
+    settled = (RegistryStatus.HEALTHY, RegistryStatus.DEGRADED)
+    if registry.status in settled:
+        fields["status"] = (
+            RegistryStatus.DEGRADED if failing else RegistryStatus.HEALTHY
+        )
+        fields["last_error"] = "; ".join(failing)[:2000]
+    # Only a settled registry changes status: a failed apply keeps its reason.
+    Registry.objects.filter(pk=registry_id, status__in=settled).update(**fields)
+    Registry.objects.filter(pk=registry_id).exclude(status__in=settled).update(
+        health=health, last_checked_at=now
+    )
+    registry.refresh_from_db()
+    return registry

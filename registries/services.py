@@ -1,0 +1,194 @@
+"""Every write to registries: save, apply, reconcile, delete, rotate a password.
+
+Apply and reconcile live in registries/apply.py (lease, plan, undo journal);
+the functions here add audit records, the health check after an apply, and
+the Celery hand-off. The site's shared http.secret lives on the ObjectStore
+(ObjectStore.http_secret), generated on the first apply of any registry on it.
+"""
+
+import copy
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from adapters import containers as engine
+from adapters.docker_engine import engine_client
+from adapters.errors import AdapterError
+from controlplane import audit
+from controlplane.fields import secret_field_names
+from controlplane.services import object_save
+from regions.services import host_connection
+
+from . import apply as applying
+from . import ports, tls
+from .apply import ApplyBusy, acquire_lease, release_lease
+from .health import registry_health_check
+from .models import Registry, RegistryStatus, RegistryUser
+from .site import ROLE_ORDER, gateway_cache_volume, owner_label
+from .validators import validate_registry
+
+__all__ = [
+    "ApplyBusy",
+    "registries_reconcile_all",
+    "registry_apply",
+    "registry_delete",
+    "registry_reconcile",
+    "registry_request_apply",
+    "registry_rotate_password",
+    "registry_save",
+]
+
+
+def _candidate(registry: Registry, data: dict) -> Registry:
+    """A copy of the row with `data` applied ("" keeps a stored secret)."""
+    candidate = copy.copy(registry)
+    secret_names = set(secret_field_names(Registry))
+    for name, value in data.items():
+        if name in secret_names and not value:
+            continue
+        setattr(candidate, name, value)
+    return candidate
+
+
+def registry_save(actor, registry: Registry, data: dict, via: str = "ui") -> Registry:
+    """Create or update a registry after checking every field (400 on problems).
+
+    Unset ports get free defaults (none used by another registry on the host);
+    an uploaded certificate must match its key, and its expiry is recorded.
+    """
+    data = dict(data)
+    if registry._state.adding and not data.get("port"):
+        data["port"] = 0  # pick a free one rather than the model's 5000
+    candidate = _candidate(registry, data)
+    ports.fill_default_ports(candidate)
+    validate_registry(candidate)
+    for name in ports.PORT_FIELDS:
+        data[name] = getattr(candidate, name)
+    if candidate.tls_certificate and (
+        "tls_certificate" in data or data.get("tls_private_key")
+    ):
+        info = tls.certificate_info(candidate.tls_certificate)
+        data["tls_expires_at"] = info.expires_at
+    return object_save(actor, registry, data, via=via)
+
+
+def registry_request_apply(actor, registry: Registry, via: str = "api") -> Registry:
+    """Audit the request and queue the apply task after commit."""
+    from .tasks import registry_apply_task
+
+    audit.record(actor, "apply", registry, {}, via)
+    Registry.objects.filter(pk=registry.pk).exclude(
+        status=RegistryStatus.APPLYING
+    ).update(status=RegistryStatus.APPLYING)
+    transaction.on_commit(lambda: registry_apply_task.delay(registry.pk))
+    registry.refresh_from_db()
+    return registry
+
+
+def registry_apply(registry_id: int, actor=None, via: str = "") -> Registry:
+    """Apply now (waiting briefly for another apply), then check health.
+
+    Raises ValidationError naming the field (also recorded on the row) and
+    ApplyBusy when another apply keeps the lease.
+    """
+    registry = Registry.objects.get(pk=registry_id)
+    if actor is not None:
+        audit.record(actor, "apply", registry, {}, via)
+    applying.registry_apply(registry_id)
+    return registry_health_check(registry_id)
+
+
+def registry_reconcile(registry_id: int) -> str:
+    """One reconcile pass for one registry: what it did, for the task log."""
+    try:
+        actions = applying.registry_reconcile(registry_id)
+    except Registry.DoesNotExist:
+        return "gone"
+    except ValidationError as exc:
+        return f"failed: {applying.error_text(exc)}"
+    if actions is None:
+        return "skipped: an apply is running"
+    registry_health_check(registry_id)
+    return "; ".join(str(a) for a in actions) or "in sync"
+
+
+def registries_reconcile_all() -> list[int]:
+    """Ids of the registries a reconcile pass should visit (applied ones)."""
+    return list(
+        Registry.objects.exclude(status=RegistryStatus.PENDING).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def registry_rotate_password(
+    actor, registry: Registry, username: str = "", password: str = "", via: str = "api"
+) -> tuple[str, str]:
+    """Set a new (random unless given) password for an htpasswd user.
+
+    Returns (username, password): the only time the password is shown. The
+    caller applies the registry so nginx gets the new htpasswd.
+    """
+    username = (username or applying.DEFAULT_USER).strip()
+    if not username or ":" in username or len(username) > 100:
+        raise ValidationError({"username": [_("not a valid user name")]})
+    if password and len(password) < 8:
+        raise ValidationError({"password": [_("use at least 8 characters")]})
+    password = password or secrets.token_urlsafe(18)
+    with transaction.atomic():
+        user, created = RegistryUser.objects.get_or_create(
+            registry=registry, username=username, defaults={"password": password}
+        )
+        if not created:
+            user.password = password
+            user.save(update_fields=["password"])
+        audit.record(
+            actor,
+            "rotate-password",
+            registry,
+            {"user": username, "password": "(changed)"},
+            via,
+        )
+    return username, password
+
+
+def registry_delete(actor, registry: Registry, via: str = "ui") -> None:
+    """Remove the registry's containers and volumes, then the row.
+
+    The object store's data stays. If the host cannot be reached, nothing is
+    deleted (the containers would be left running unmanaged).
+    """
+    token = acquire_lease(registry.pk, wait=30)
+    if token is None:
+        raise ApplyBusy(_("an apply of this registry is running; try again"))
+    try:
+        _remove_site(registry)
+        with transaction.atomic():
+            audit.record(actor, "delete", registry, {}, via)
+            registry.delete()
+    finally:
+        release_lease(registry.pk, token)
+
+
+def _remove_site(registry: Registry) -> None:
+    try:
+        with engine_client(host_connection(registry.host)) as client:
+            states = engine.list_owned(client, owner_label(registry.pk))
+            rank = {role: index for index, role in enumerate(ROLE_ORDER)}
+            # Front first, so clients see a closed port rather than a 502.
+            for state in sorted(
+                states, key=lambda s: -rank.get(s.labels.get("ferry.role"), -1)
+            ):
+                engine.remove(client, state.id)
+            engine.remove_volume(client, gateway_cache_volume(registry.pk))
+    except AdapterError as exc:
+        raise ValidationError(
+            {"host": [_("cannot remove the containers: %s") % exc.reason]}
+        ) from exc
+
+
+def registry_validate(registry: Registry) -> None:
+    """Static checks only (forms call this before saving)."""
+    validate_registry(registry)

@@ -1,0 +1,63 @@
+"""Celery tasks of the registries app (ids only; each calls one service).
+
+Beat runs `reconcile_all_registries_task` every FERRY_REGISTRY_RECONCILE_INTERVAL
+seconds; it fans out one `registry_reconcile_task` per applied registry, and
+each of those skips at once if an apply of that registry holds the lease.
+"""
+
+from celery import shared_task
+from django.core.exceptions import ValidationError
+
+from . import services
+from .apply import error_text
+from .models import Registry
+
+
+@shared_task(ignore_result=True, time_limit=900)
+def registry_apply_task(registry_id: int) -> str:
+    """Apply one registry (asked for through the API or a page)."""
+    try:
+        registry = services.registry_apply(registry_id)
+    except Registry.DoesNotExist:
+        return "gone"
+    except services.ApplyBusy as exc:
+        return f"skipped: {exc}"
+    except ValidationError as exc:
+        return f"failed: {error_text(exc)}"
+    return registry.status if registry else "gone"
+
+
+@shared_task(ignore_result=True, time_limit=900)
+def registry_reconcile_task(registry_id: int) -> str:
+    return services.registry_reconcile(registry_id)
+
+
+@shared_task(ignore_result=True)
+def reconcile_all_registries_task() -> int:
+    """Queue a reconcile pass for every applied registry; how many."""
+    ids = services.registries_reconcile_all()
+    for registry_id in ids:
+        registry_reconcile_task.delay(registry_id)
+    return len(ids)
+
+
+# == Prewarm (STORAGE/PREWARM/PAGES helper, H4b) ==================================
+@shared_task(ignore_result=True, time_limit=3600)
+def prewarm_image_task(
+    registry_id: int, image: str, actor_id: int | None = None
+) -> str:
+    """Pull `image` through the mirror (registries.prewarm); audited there."""
+    from django.contrib.auth import get_user_model
+
+    from .prewarm import prewarm_image
+
+    registry = Registry.objects.select_related("host", "store").filter(pk=registry_id)
+    registry = registry.first()
+    if registry is None:
+        return "gone"
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    try:
+        result = prewarm_image(registry, image, actor=actor, via="task")
+    except ValidationError as exc:  # recorded as prewarm_failed by the service
+        return f"failed: {'; '.join(exc.messages)}"
+    return f"warm: {result.blobs} blobs, {result.bytes} bytes in {result.seconds}s"
