@@ -13,6 +13,7 @@ from adapters.registry_api import RegistryClient
 from controlplane.models import AuditEvent
 from controlplane.testing.images import export_image
 from controlplane.testing.ports import free_port
+from controlplane.testing.wait import wait_for
 from regions.models import DockerHost, Region
 from registries.models import ObjectStore, Registry, RegistryUser
 from registries.prewarm import parse_reference, prewarm_image
@@ -226,3 +227,23 @@ def test_prewarm_of_an_index_pulls_only_the_linux_amd64_image(
     assert fetched == amd64_blobs
     assert arm64_only and not fetched & arm64_only
     assert result.blobs == len(amd64.blobs) and result.stored is True
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_the_prewarm_task_runs_in_a_real_worker(mirror, upstream, celery_worker):
+    from registries.tasks import prewarm_image_task
+
+    registry, _container = mirror
+    upstream_container, _url = upstream
+    prewarm_image_task.delay(registry.pk, "team/app:1.0", None)
+
+    event = wait_for(
+        lambda: AuditEvent.objects.filter(action="prewarm").first(),
+        timeout=120,
+        message=celery_worker.log_tail,
+    )
+    assert event.changes["image"] == "team/app:1.0"
+    assert event.changes["stored"] is True and event.changes["blobs"] == 2
+    assert event.via == "task"
+    assert len(set(blob_gets(upstream_container))) == 2
