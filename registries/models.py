@@ -146,6 +146,9 @@ class RegistrySample(models.Model):
     bytes_upstream = models.BigIntegerField(default=0)
     bytes_served = models.BigIntegerField(default=0)
     upstream_requests = models.BigIntegerField(default=0)
+    # Sizes of the distinct blobs that missed, each once: amplification's
+    # denominator (bytes_upstream / bytes_missed).
+    bytes_missed = models.BigIntegerField(default=0)
     # Gauges at sampling time.
     storage_bytes = models.BigIntegerField(null=True, blank=True)
     object_count = models.BigIntegerField(null=True, blank=True)
