@@ -3,6 +3,7 @@
 Screenshots land in artifacts/screenshots/ (gitignored) for a human to look at.
 """
 
+import io
 import os
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def browser_page(monkeypatch):
 @pytest.fixture
 def topology(transactional_db):
     """Demo regions; the Hong Kong host points at a socket that is not there."""
-    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    call_command("seed_demo", stdout=io.StringIO())
     DockerHost.objects.filter(name="hk-demo-1").update(docker_url=MISSING_SOCKET)
     user = User.objects.create_user("olga", password="olga-pass-123")
     user.groups.add(Group.objects.get_or_create(name="operator")[0])
@@ -131,4 +132,45 @@ def test_login_overview_host_page_and_chinese(live_server, topology, browser_pag
     assert "审计日志" in page.inner_text("body")
     shot(page, "07-audit-zh")
 
+    assert page.bad == [], f"failed requests: {page.bad}"
+
+
+def test_admin_forms_and_token_shown_once(live_server, topology, browser_page):
+    """An admin: a bad docker URL is a field error; a token is shown once."""
+    page = browser_page
+    user = User.objects.create_user("ana", password="ana-pass-123")
+    user.groups.add(Group.objects.get_or_create(name="admin")[0])
+    page.goto(live_server.url + "/login/")
+    page.fill("input[name=username]", "ana")
+    page.fill("input[name=password]", "ana-pass-123")
+    page.click(".login button[type=submit]")
+    page.wait_for_selector("#region-cn-hongkong")
+
+    page.click("nav >> text=Hosts")
+    page.click("text=Add host")
+    page.select_option("select[name=region]", label="cn-hongkong")
+    page.fill("input[name=name]", "hk-2")
+    page.fill("input[name=docker_url]", "http://wrong")
+    page.click("form >> text=Save")
+    error = page.locator("#field-docker_url .errorlist")
+    error.wait_for()
+    assert "unix://" in error.inner_text()
+    shot(page, "08-host-form-error")
+    page.fill("input[name=docker_url]", MISSING_SOCKET)
+    page.click("form >> text=Save")
+    page.wait_for_selector("#host-status")
+    assert DockerHost.objects.filter(name="hk-2").exists()
+
+    page.click("nav >> text=API tokens")
+    page.fill("#token-name", "ci")
+    page.click("text=Create token")
+    raw = page.locator("#raw-token").inner_text()
+    assert raw.startswith("fy_")
+    shot(page, "09-token-created")
+    page.reload()  # a GET: the raw value is gone for good
+    assert raw not in page.content()
+    assert page.locator("tr[data-token]").count() == 1
+    page.click("nav >> text=Admin")
+    page.wait_for_selector("#site-name")
+    shot(page, "10-admin")
     assert page.bad == [], f"failed requests: {page.bad}"

@@ -331,3 +331,45 @@ def test_check_now_records_the_reason_a_host_is_unreachable(operator_client, dem
     assert host.last_error[:40] in body
     event = AuditEvent.objects.get(action="check", object_id=str(host.pk))
     assert event.actor_name == "otto"
+
+
+def test_region_card_fills_hit_rate_last_build_and_last_deploy(viewer_client, demo):
+    """The slots come from the other apps' rows: samples, builds, rollouts."""
+    import uuid
+
+    from builds.models import Build, BuildCluster, Project
+    from deployments.models import Rollout, Service
+    from registries.models import Registry, RegistrySample
+
+    region = Region.objects.get(slug="cn-hongkong")
+    host = region.hosts.get()
+    mirror = Registry.objects.create(
+        region=region,
+        host=host,
+        name="hk-mirror",
+        kind="mirror",
+        store=region.stores.get(),
+    )
+    RegistrySample.objects.create(
+        registry=mirror, sampled_at=timezone.now(), requests=8, misses=2, hits=6
+    )
+    cluster = BuildCluster.objects.create(region=region, host=host, name="hk-build")
+    project = Project.objects.create(
+        cluster=cluster, name="api", git_url="/srv/api.git", image_repository="team/api"
+    )
+    Build.objects.create(
+        id=uuid.uuid4(), project=project, number=7, ref="main", status="succeeded"
+    )
+    service = Service.objects.create(name="web", project=project)
+    service.regions.add(region)
+    Rollout.objects.create(service=service, image="team/api:7", status="running")
+
+    html = viewer_client.get(reverse("regions:overview")).content.decode()
+    card = html[html.index('id="region-cn-hongkong"') :]
+    card = " ".join(card[: card.index("</section>")].split())
+    assert 'data-testid="hit-rate">75.0%<' in card
+    assert "api#7" in card and "Succeeded" in card
+    assert ">web<" in card or "web" in card.split('data-testid="last-deploy"')[1]
+    other = html[html.index('id="region-cn-hangzhou"') :]
+    other = " ".join(other[: other.index("</section>")].split())
+    assert 'data-testid="hit-rate">—<' in other
