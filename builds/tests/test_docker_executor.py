@@ -8,6 +8,7 @@ import re
 
 import pytest
 import requests
+from django.utils.html import escape
 
 from builds.executors.docker import cache_volume_name
 from builds.models import Build, BuildStatus
@@ -100,7 +101,9 @@ def test_the_second_build_reuses_the_dependency_cache(project, git_project, dock
     assert second.cache["before"] == first.cache["after"]
 
 
-def test_a_broken_dockerfile_fails_with_the_failing_step(project, git_project):
+def test_a_broken_dockerfile_fails_with_the_failing_step(
+    project, git_project, client, viewer
+):
     git_project.commit(
         "broken", dockerfile=BROKEN_DOCKERFILE.format(base=git_project.base_image)
     )
@@ -115,6 +118,13 @@ def test_a_broken_dockerfile_fails_with_the_failing_step(project, git_project):
     assert build.exit_code == 3
     assert build.image_digest == ""
     assert "compiling" in build.log
+
+    # The same line on the build page and in the API.
+    client.force_login(viewer)
+    page = client.get(f"/builds/{build.pk}/").content.decode()
+    assert 'data-testid="failure-line"' in page and escape(build.failure_line) in page
+    api = client.get(f"/api/v1/builds/{build.pk}/").json()
+    assert api["failure_line"] == build.failure_line and api["phase"] == "build"
 
 
 def test_a_failing_dependency_command_fails_with_its_last_line(project):
