@@ -173,4 +173,12 @@ def test_admin_forms_and_token_shown_once(live_server, topology, browser_page):
     page.click("nav >> text=Admin")
     page.wait_for_selector("#site-name")
     shot(page, "10-admin")
+
+    # When the session ends, the next poll takes the tab to the login page
+    # rather than swapping a login form into the hosts table.
+    page.goto(live_server.url + "/hosts/")
+    page.wait_for_selector("#host-rows")
+    page.context.clear_cookies()
+    page.wait_for_url("**/login/**", timeout=20_000)
+    assert page.locator(".login").is_visible()
     assert page.bad == [], f"failed requests: {page.bad}"
