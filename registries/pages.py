@@ -43,25 +43,15 @@ def list_rows() -> list[dict]:
 def endpoints(registry: Registry) -> list[tuple[str, str]]:
     """(label, address) pairs: how clients and Ferry reach the registry."""
     rows = []
-    if registry.kind == "mirror" and registry.https_port:
-        rows.append(("pull", mirror_endpoint(registry)))
-    address = registry.listen_address if registry.kind == "private" else "127.0.0.1"
-    scheme = "https" if registry.kind == "private" and _exposed(registry) else "http"
-    rows.append(("registry", f"{scheme}://{address}:{registry.port}"))
+    if registry.kind == "private" or registry.https_port:
+        rows.append(("clients", mirror_endpoint(registry)))
+    if registry.kind == "mirror":
+        rows.append(("registry", f"http://127.0.0.1:{registry.port}"))
     if registry.debug_port:
         rows.append(("debug", f"http://127.0.0.1:{registry.debug_port}/debug/vars"))
     if registry.kind == "mirror" and registry.gateway_port:
         rows.append(("gateway", f"http://127.0.0.1:{registry.gateway_port}"))
     return rows
-
-
-def _exposed(registry: Registry) -> bool:
-    return not registry.listen_address.startswith(
-        "127."
-    ) and registry.listen_address not in (
-        "::1",
-        "localhost",
-    )
 
 
 def health_checks(registry: Registry) -> list[dict]:

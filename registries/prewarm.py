@@ -99,15 +99,11 @@ def parse_reference(text: str, known_hosts: tuple[str, ...] = ()) -> ImageRefere
 
 
 def mirror_endpoint(registry) -> str:
-    """https://host:port of the mirror's nginx as Ferry reaches it."""
-    host = registry.public_hostname or registry.listen_address
-    if not host or host in ("0.0.0.0", "::"):
-        host = urlsplit(registry.host.docker_url).hostname or "127.0.0.1"
-        if registry.host.docker_url.startswith("unix:"):
-            host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"https://{host}:{registry.https_port}"
+    """https://host:port of the mirror's nginx as Ferry reaches it (the same
+    address the health check uses)."""
+    from .health import endpoint_url  # health imports the docker adapters
+
+    return endpoint_url(registry)
 
 
 def known_hosts(registry) -> tuple[str, ...]:
