@@ -51,8 +51,15 @@ def wait_status(build, statuses, worker, timeout=60) -> Build:
     )
 
 
+def live_fragment(client, build) -> str:
+    answer = client.get(
+        f"/builds/{build.pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="build-live"
+    )
+    return answer.content.decode()
+
+
 def test_cancel_stops_the_running_builder_container(
-    celery_worker, redis_url, project, operator, dockerd
+    celery_worker, redis_url, project, operator, dockerd, client
 ):
     project.dependency_command = WAIT_FOR_RELEASE
     project.save()
@@ -64,6 +71,15 @@ def test_cancel_stops_the_running_builder_container(
         message="builder never ran; worker log:\n" + celery_worker.log_tail(),
     )
     assert reload(build).phase == "dependencies"
+    # The log is persisted while the build runs: the live fragment shows it
+    # and keeps polling.
+    client.force_login(operator)
+    fragment = wait_for(
+        lambda: "waiting for release" in (f := live_fragment(client, build)) and f,
+        timeout=10,
+        message="the running build's log did not reach the page",
+    )
+    assert 'hx-trigger="every 1s"' in fragment and "Cancel build" in fragment
 
     build_cancel(operator, build, via="api")
 
@@ -84,10 +100,12 @@ def test_cancel_stops_the_running_builder_container(
     assert ended.status == BuildStatus.CANCELLED
     assert "Cancelled." in ended.log
     assert ended.image_digest == ""
+    fragment = live_fragment(client, build)
+    assert "hx-trigger" not in fragment and "Cancelled." in fragment
 
 
 def test_with_concurrency_one_a_second_build_waits_then_runs(
-    celery_worker, redis_url, project, operator, dockerd, test_images
+    celery_worker, redis_url, project, operator, dockerd, test_images, client
 ):
     agent = project.cluster.agents.get(kind="java")
     agent.concurrency = 1
@@ -105,6 +123,9 @@ def test_with_concurrency_one_a_second_build_waits_then_runs(
     waiting = reload(second)
     assert waiting.status == BuildStatus.QUEUED
     assert queue_position(waiting) == 1
+    client.force_login(operator)
+    api = client.get(f"/api/v1/builds/{second.pk}/").json()
+    assert (api["status"], api["queue_position"]) == ("queued", 1)
 
     release(dockerd.client, test_images.busybox, cache_volume_name(agent, 0))
 
