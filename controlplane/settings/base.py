@@ -253,3 +253,15 @@ CELERY_BEAT_SCHEDULE["registries-sample"] = {
     "task": "registries.tasks.sample_all_registries_task",
     "schedule": schedule(timedelta(seconds=FERRY_REGISTRY_SAMPLE_INTERVAL)),
 }
+# Stable OpenAPI enum names: several models have a "status" or "kind" field.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "HostStatusEnum": "regions.models.HostStatus",
+    "HostRoleEnum": "regions.models.DockerHost.HostRole",
+    "RegionRoleEnum": "regions.models.Region.Role",
+    "ObjectStoreKindEnum": "registries.models.ObjectStore.Kind",
+    "RegistryKindEnum": "registries.models.Registry.Kind",
+    "RegistryStatusEnum": "registries.models.RegistryStatus",
+    "BuildClusterStatusEnum": "builds.models.ClusterStatus",
+    "BuildStatusEnum": "builds.models.BuildStatus",
+    "RolloutStatusEnum": "deployments.models.RolloutStatus",
+}
