@@ -1,0 +1,89 @@
+"""pytest fixtures for the gateway tests: a home registry holding a random
+multi-layer image, and Ferry-named mirror sites in front of it.
+
+`home` (module scope): token-auth registry 2.8 on moto S3 that redirects
+blob GETs to presigned URLs (see gateway_rig.py), holding `ferry/rand:v1`
+(3 layers x 3 MiB of random data). `mirror_site(registry, ...)` starts the
+three containers Ferry runs for a mirror, with Ferry's names, so that
+registries.metrics reads them as it would in production.
+"""
+
+import tempfile
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pytest
+
+from controlplane.testing.ports import free_port
+from registries.gateway import render_gateway_conf
+from registries.metrics import container_name, gateway_cache_volume
+
+from .gateway_rig import UP_PASSWORD, UP_USER, RandomImage, Rig, build_random_image
+from .gateway_rig import push_image as _push
+from .token_standin import TokenServer
+
+IMAGE_REF = "ferry/rand:v1"
+
+
+@dataclass
+class Home:
+    rig: Rig
+    url: str
+    image: RandomImage
+    tokens: TokenServer
+
+
+@pytest.fixture(scope="module", name="home")
+def home_fixture(dockerd, test_images, s3_server, tmp_path_factory):
+    rig = Rig(dockerd.client, test_images)
+    with TokenServer({UP_USER: UP_PASSWORD}) as tokens:
+        try:
+            url = rig.start_upstream(s3_server, f"home-{rig.prefix[4:-1]}", tokens)
+            image = build_random_image(str(tmp_path_factory.mktemp("img")), 3, 3)
+            _push(image.layout, url, IMAGE_REF)
+            yield Home(rig=rig, url=url, image=image, tokens=tokens)
+        finally:
+            rig.close()
+
+
+@dataclass
+class Site:
+    served: str  # what clients pull from (Ferry's nginx, plain HTTP here)
+    mirror: str
+    gateway: str
+    registry: object
+
+
+@pytest.fixture(name="mirror_site")
+def mirror_site_fixture(dockerd, test_images, home):
+    """Call with a Registry row (or a stand-in with pk/upstream/gateway
+    fields); its containers are removed after the test."""
+    rig = Rig(dockerd.client, test_images)
+
+    def start(registry, password: str = UP_PASSWORD) -> Site:
+        pk = registry.pk
+        for role in ("nginx", "registry", "gateway"):  # leftovers of a crash
+            rig.remove(container_name(pk, role))
+        rig.remove_volume(gateway_cache_volume(pk))
+        volume = rig.volume(gateway_cache_volume(pk))
+        gateway = rig.start_gateway(
+            container_name(pk, "gateway"), render_gateway_conf(registry), volume
+        )
+        mirror = rig.start_mirror(container_name(pk, "registry"), gateway, password)
+        served = rig.start_served_nginx(container_name(pk, "nginx"), mirror)
+        return Site(served=served, mirror=mirror, gateway=gateway, registry=registry)
+
+    start.rig = rig
+    yield start
+    rig.close()
+
+
+def stand_in_registry(pk: int, upstream: str, enabled: bool = True):
+    return SimpleNamespace(
+        pk=pk, name=f"m{pk}", upstream_url=upstream, gateway_enabled=enabled,
+        gateway_port=free_port(), gateway_cache_max_mb=256,
+    )  # fmt: skip
+
+
+def scratch_dir() -> str:
+    return tempfile.mkdtemp(prefix="ferry-pull-")
