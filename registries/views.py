@@ -124,6 +124,8 @@ def registry_rotate_password(request, pk: int):
     username, password = _service("registry_rotate_password")(
         request.user, registry, form.cleaned_data["username"], via="ui"
     )
+    # nginx only learns the new htpasswd from an apply (queued after commit).
+    _service("registry_request_apply")(request.user, registry, via="ui")
     context = {"registry": registry, "username": username, "password": password}
     response = render(request, "registries/password_rotated.html", context)
     response["Cache-Control"] = "no-store"

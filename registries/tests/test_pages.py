@@ -202,10 +202,14 @@ def test_apply_button_queues_an_apply(
     assert AuditEvent.objects.filter(action="apply", object_id=str(mirror.pk)).exists()
 
 
-def test_admin_rotates_a_password_and_sees_it_once(admin, mirror):
-    response = admin.post(
-        f"/registries/{mirror.pk}/rotate-password/", {"username": "puller"}
-    )
+def test_admin_rotates_a_password_and_sees_it_once(
+    admin, mirror, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin.post(
+            f"/registries/{mirror.pk}/rotate-password/", {"username": "puller"}
+        )
+    assert len(callbacks) == 1  # the apply that gives nginx the new htpasswd
     page = response.content.decode()
     shown = re.search(r'data-testid="new-password">([^<]+)<', page)[1]
     assert response["Cache-Control"] == "no-store"
