@@ -26,6 +26,10 @@ from regions.tasks import check_all_hosts_task, check_host_task, host_lock_key
 
 pytestmark = pytest.mark.integration
 
+# Beyond one beat interval: the fan-out task, the check itself and a busy
+# 2-core CI machine (locally the host is up ~0.8 s after a 1 s interval).
+SLACK = 2.0
+
 
 def make_host(url: str, name: str = "h1", **tls) -> DockerHost:
     region, _ = Region.objects.get_or_create(slug="cn-hongkong", name="Hong Kong")
@@ -259,8 +263,7 @@ def test_beat_and_worker_mark_a_host_up_then_unreachable(
     took = time.monotonic() - started
     assert host.engine_version == version
     print(f"host up {took:.2f}s after it was saved (beat interval {interval}s)")
-    # One beat tick plus the check itself (a few ms on a local socket).
-    assert took <= interval + 1.0, f"up after {took:.2f}s, interval {interval}s"
+    assert took <= interval + SLACK, f"up after {took:.2f}s, interval {interval}s"
 
     engine.stop()
     stopped = time.monotonic()
@@ -272,7 +275,7 @@ def test_beat_and_worker_mark_a_host_up_then_unreachable(
     )
     took = time.monotonic() - stopped
     print(f"host unreachable {took:.2f}s after its engine stopped")
-    assert took <= interval + 1.0
+    assert took <= interval + SLACK
     assert host.last_error == (
         f"Cannot connect to {engine.url}: no such socket (is dockerd running?)"
     )
