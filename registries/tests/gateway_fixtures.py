@@ -78,6 +78,36 @@ def mirror_site_fixture(dockerd, test_images, home):
     rig.close()
 
 
+def upstream_delta(after, before) -> dict:
+    """What the upstream side served between two UpstreamTruth readings."""
+    return {
+        "bytes": after.total_bytes - before.total_bytes,
+        "object_bytes": after.object_store_bytes - before.object_store_bytes,
+        "blob_gets": after.blob_gets - before.blob_gets,
+        "digests": {
+            d for d, n in after.object_gets.items() if n > before.object_gets.get(d, 0)
+        },
+    }
+
+
+def settle(client, registry_id: int, blobs, timeout: float = 60) -> None:
+    """Wait until the mirror fetched each blob twice through the gateway (one
+    stream to the client, one to store it: registry 2.8's way), so that the
+    upstream's numbers are final."""
+    from controlplane.testing.wait import wait_for
+    from registries import groundtruth as gt
+
+    name = container_name(registry_id, "gateway")
+
+    def both_fetches_logged():
+        raw = client.containers.get(name).logs(stdout=True, stderr=False)
+        records = gt.parse_lines(raw.decode(errors="replace").splitlines())
+        gets = [r for r in records if r.is_blob_get and r.status == 200]
+        return all(sum(r.digest == d for r in gets) >= 2 for d in blobs)
+
+    wait_for(both_fetches_logged, timeout=timeout, message=f"{name}: < 2 GETs")
+
+
 def stand_in_registry(pk: int, upstream: str, enabled: bool = True):
     return SimpleNamespace(
         pk=pk, name=f"m{pk}", upstream_url=upstream, gateway_enabled=enabled,

@@ -290,8 +290,21 @@ http {{
 
 
 def skopeo(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """skopeo with an empty auth file: never this machine's credentials."""
+    import os
+    import tempfile
+
+    auth = os.path.join(tempfile.gettempdir(), "ferry-skopeo-auth.json")
+    if not os.path.exists(auth):
+        with open(auth, "w") as handle:
+            handle.write("{}")
     return subprocess.run(
-        ["skopeo", *args], check=False, capture_output=True, text=True, timeout=timeout
+        ["skopeo", "--insecure-policy", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "REGISTRY_AUTH_FILE": auth},
     )
 
 

@@ -23,7 +23,9 @@ from .gateway_fixtures import (  # noqa: F401 - fixtures
     home_fixture,
     mirror_site_fixture,
     scratch_dir,
+    upstream_delta,
 )
+from .gateway_fixtures import settle as settle_logs
 from .gateway_rig import UP_USER, pull_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -47,37 +49,13 @@ def make_registry(dockerd, home, tmp_path):
     return make
 
 
-def delta(after, before) -> dict:
-    return {
-        "bytes": after.total_bytes - before.total_bytes,
-        "object_bytes": after.object_store_bytes - before.object_store_bytes,
-        "blob_gets": after.blob_gets - before.blob_gets,
-        "digests": {
-            d for d, n in after.object_gets.items() if n > before.object_gets.get(d, 0)
-        },
-    }
-
-
 def pull(site) -> None:
     proc = pull_image(site.served, IMAGE_REF, scratch_dir())
     assert proc.returncode == 0, proc.stderr
 
 
 def settle(site, image) -> None:
-    """Wait until the mirror fetched each blob twice from the gateway (one
-    stream to the client, one to store it: registry 2.8's way)."""
-    name = metrics.container_name(site.registry.pk, "gateway")
-
-    def both_fetches_logged():
-        lines = site_rig(site).logs(name)
-        gets = [r for r in gt.parse_lines(lines) if r.is_blob_get and r.status == 200]
-        return all(sum(r.digest == d for r in gets) >= 2 for d in image.blobs)
-
-    wait_for(both_fetches_logged, timeout=60, message=f"{name} never saw 2 GETs")
-
-
-def site_rig(site):
-    return site._rig
+    settle_logs(site._rig.client, site.registry.pk, image.blobs)
 
 
 def start(mirror_site, registry, **kw):
@@ -126,7 +104,7 @@ def test_cold_pull_crosses_once_warm_pull_not_at_all(
     before = home.rig.upstream_truth()
     pull(site)
     settle(site, home.image)
-    cold = delta(home.rig.upstream_truth(), before)
+    cold = upstream_delta(home.rig.upstream_truth(), before)
     print(f"cold pull with gateway: upstream {cold['bytes']} B for {image_bytes} B")
     assert cold["bytes"] <= 1.05 * image_bytes
     assert cold["digests"] == set(home.image.blobs)
@@ -143,7 +121,7 @@ def test_cold_pull_crosses_once_warm_pull_not_at_all(
 
     before = home.rig.upstream_truth()
     pull(site)
-    warm = delta(home.rig.upstream_truth(), before)
+    warm = upstream_delta(home.rig.upstream_truth(), before)
     assert warm["object_bytes"] == 0 and warm["blob_gets"] == 0
     stats = wait_for(
         lambda: (
@@ -171,7 +149,7 @@ def test_without_gateway_cache_a_cold_pull_costs_about_twice(
     before = home.rig.upstream_truth()
     pull(site)
     settle(site, home.image)
-    cold = delta(home.rig.upstream_truth(), before)
+    cold = upstream_delta(home.rig.upstream_truth(), before)
     ratio = cold["bytes"] / home.image.bytes
     print(f"cold pull without gateway cache: {ratio:.3f}x the image upstream")
     assert ratio >= 1.6
@@ -207,7 +185,7 @@ def test_three_concurrent_cold_pulls_still_cross_once(
         thread.join()
     assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
     settle(site, home.image)
-    cold = delta(home.rig.upstream_truth(), before)
+    cold = upstream_delta(home.rig.upstream_truth(), before)
     print(f"3 concurrent cold pulls: upstream {cold['bytes'] / home.image.bytes:.3f}x")
     assert cold["bytes"] <= 1.05 * home.image.bytes
 
@@ -243,6 +221,6 @@ def test_wrong_upstream_password_fails_clearly_and_is_not_cached(
     site._rig.start_mirror(mirror_name, site.gateway, port=port)
     before = home.rig.upstream_truth()
     pull(site)
-    cold = delta(home.rig.upstream_truth(), before)
+    cold = upstream_delta(home.rig.upstream_truth(), before)
     assert cold["digests"] == set(home.image.blobs)
     assert cold["bytes"] <= 1.05 * home.image.bytes
