@@ -60,6 +60,7 @@ class ContainerState:
     exit_code: int | None = None
     image_id: str = ""
     started_at: str = ""  # engine clock, RFC 3339
+    finished_at: str = ""  # end of the previous run ("0001-..." if none)
     restart_count: int = 0
 
 
@@ -75,6 +76,7 @@ def _state(container) -> ContainerState:
         exit_code=state.get("ExitCode"),
         image_id=str(attrs.get("Image", "")),
         started_at=str(state.get("StartedAt", "")),
+        finished_at=str(state.get("FinishedAt", "")),
         restart_count=int(attrs.get("RestartCount") or 0),
     )
 

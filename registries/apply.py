@@ -264,11 +264,12 @@ def _record_failure(registry: Registry, exc: ValidationError) -> None:
 
 
 def _record_success(registry: Registry, containers) -> None:
+    """Applied; the health check that follows settles healthy or degraded."""
     Registry.objects.filter(pk=registry.pk).update(
         config_hash=site_hash(containers),
         last_applied_at=timezone.now(),
         last_error="",
-        status=RegistryStatus.HEALTHY,
+        status=RegistryStatus.APPLYING,
     )
 
 

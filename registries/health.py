@@ -145,8 +145,13 @@ def run_checks(registry: Registry, now) -> tuple[dict, int | None]:
     return checks, days
 
 
-def registry_health_check(registry_id: int) -> Registry | None:
-    """Run every check, store them; healthy/degraded unless an apply failed."""
+def registry_health_check(
+    registry_id: int, after_apply: bool = False
+) -> Registry | None:
+    """Run every check, store them; healthy/degraded unless an apply failed.
+
+    `after_apply`: the caller just applied, so an "applying" status settles too.
+    """
     registry = (
         Registry.objects.select_related("store", "host", "region")
         .filter(pk=registry_id)
@@ -164,7 +169,9 @@ def registry_health_check(registry_id: int) -> Registry | None:
         "cert_days_left": days,
     }
     fields = {"health": health, "last_checked_at": now}
-    settled = (RegistryStatus.HEALTHY, RegistryStatus.DEGRADED)
+    settled = [RegistryStatus.HEALTHY, RegistryStatus.DEGRADED]
+    if after_apply:
+        settled.append(RegistryStatus.APPLYING)
     if registry.status in settled:
         fields["status"] = (
             RegistryStatus.DEGRADED if failing else RegistryStatus.HEALTHY

@@ -204,8 +204,11 @@ def _run(journal: Journal, action: Action, spec: ContainerSpec | None, timeout: 
     if action.verb == "remove":
         engine.remove(client, action.observed_id)
     elif action.verb == "start":
+        before = engine.inspect(client, action.observed_id)
         engine.start(client, action.observed_id)
-        wait_ready(client, action.observed_id, action.role, timeout)
+        # Only this run's log counts: from the end of the previous run on.
+        since = before.finished_at if before else ""
+        wait_ready(client, action.observed_id, action.role, timeout, since)
     elif action.verb == "create":
         _create_and_start(journal, spec, timeout)
     elif action.verb == "replace":
@@ -242,7 +245,7 @@ def _replace(journal: Journal, action: Action, spec: ContainerSpec, timeout: flo
     _create_and_start(journal, spec, timeout)
 
 
-def is_ready(client, container_id: str, role: str) -> bool:
+def is_ready(client, container_id: str, role: str, since: str = "") -> bool:
     """Listening yet? Raises StartFailed once the container has exited."""
     state = engine.inspect(client, container_id)
     crashed = state is not None and state.restart_count > 0  # restart policy
@@ -251,8 +254,9 @@ def is_ready(client, container_id: str, role: str) -> bool:
         code = state.exit_code if state else None
         raise StartFailed(f"{role} container exited (code {code})", role, logs)
     if role == "registry":
-        # distribution logs this once its main listener is bound (this run).
-        logs = engine.logs_tail(client, container_id, 200, since=state.started_at)
+        # distribution logs this once its main listener is bound. (StartedAt
+        # cannot bound "this run": the engine records it after the first lines.)
+        logs = engine.logs_tail(client, container_id, 200, since=since)
         return "listening on" in logs
     # nginx forks its workers only after binding every listen socket.
     return any(
@@ -260,9 +264,11 @@ def is_ready(client, container_id: str, role: str) -> bool:
     )
 
 
-def wait_ready(client, container_id: str, role: str, timeout: float) -> None:
+def wait_ready(
+    client, container_id: str, role: str, timeout: float, since: str = ""
+) -> None:
     deadline = time.monotonic() + timeout
-    while not is_ready(client, container_id, role):
+    while not is_ready(client, container_id, role, since):
         if time.monotonic() > deadline:
             logs = engine.logs_tail(client, container_id)
             raise StartFailed(

@@ -97,7 +97,7 @@ def registry_apply(registry_id: int, actor=None, via: str = "") -> Registry:
     if actor is not None:
         audit.record(actor, "apply", registry, {}, via)
     applying.registry_apply(registry_id)
-    return registry_health_check(registry_id)
+    return registry_health_check(registry_id, after_apply=True)
 
 
 def registry_reconcile(registry_id: int) -> str:
@@ -110,7 +110,7 @@ def registry_reconcile(registry_id: int) -> str:
         return f"failed: {applying.error_text(exc)}"
     if actions is None:
         return "skipped: an apply is running"
-    registry_health_check(registry_id)
+    registry_health_check(registry_id, after_apply=True)
     return "; ".join(str(a) for a in actions) or "in sync"
 
 

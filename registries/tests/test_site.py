@@ -80,6 +80,11 @@ def test_reconcile_restores_a_removed_container_and_replaces_on_upstream_change(
     assert restored["registry"].running
     assert restored["nginx"].id == before["nginx"].id  # untouched
 
+    dockerd.client.containers.get(restored["registry"].id).stop()
+    assert "start ferry-reg" in services.registry_reconcile(mirror.pk)
+    assert owned(dockerd, mirror)["registry"].running
+    assert owned(dockerd, mirror)["registry"].id == restored["registry"].id
+
     mirror.upstream_url = upstream_registry.url.replace("127.0.0.1", "localhost")
     mirror.save()
     result = services.registry_reconcile(mirror.pk)
