@@ -160,7 +160,11 @@ def _wait_stored(store, sizes: dict[str, int], deadline: float) -> bool | None:
     missing = dict(sizes)
     while True:
         for digest, size in list(missing.items()):
-            if object_storage.stored_blob_size(store, digest) == size:
+            try:
+                stored = object_storage.stored_blob_size(store, digest)
+            except AdapterError:  # e.g. an internal endpoint Ferry cannot reach
+                return None
+            if stored == size:
                 del missing[digest]
         if not missing or time.monotonic() >= deadline:
             return not missing
