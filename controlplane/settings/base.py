@@ -265,3 +265,14 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "BuildStatusEnum": "builds.models.BuildStatus",
     "RolloutStatusEnum": "deployments.models.RolloutStatus",
 }
+
+# jenkins executor
+# How often a running Jenkins build is polled (queue, console, result); how
+# long a build may wait in Jenkins' own queue; how long Jenkins may stop
+# answering mid-build before the build fails; how long provisioning waits
+# for a new master to answer; how long a stopped build may take to end.
+FERRY_JENKINS_POLL_INTERVAL = env_float("FERRY_JENKINS_POLL_INTERVAL", 1.0)
+FERRY_JENKINS_QUEUE_TIMEOUT = env_float("FERRY_JENKINS_QUEUE_TIMEOUT", 900.0)
+FERRY_JENKINS_OUTAGE_GRACE = env_float("FERRY_JENKINS_OUTAGE_GRACE", 60.0)
+FERRY_JENKINS_READY_TIMEOUT = env_float("FERRY_JENKINS_READY_TIMEOUT", 180.0)
+FERRY_JENKINS_STOP_WAIT = env_float("FERRY_JENKINS_STOP_WAIT", 30.0)
