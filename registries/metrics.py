@@ -223,3 +223,12 @@ def registry_stats(registry, window: timedelta = timedelta(hours=24)) -> dict:
         "window_seconds": int(window.total_seconds()),
         "gateway": _gateway_status(registry, latest),
     }
+
+
+def registries_to_sample() -> list[int]:
+    """Every registry that has been applied (pending rows have no containers)."""
+    return list(
+        Registry.objects.exclude(last_applied_at=None)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )

@@ -61,3 +61,27 @@ def prewarm_image_task(
     except ValidationError as exc:  # recorded as prewarm_failed by the service
         return f"failed: {'; '.join(exc.messages)}"
     return f"warm: {result.blobs} blobs, {result.bytes} bytes in {result.seconds}s"
+
+
+# -- metrics (registries/metrics.py, the metrics/gateway helper's section) --------
+@shared_task(ignore_result=True, time_limit=300)
+def registry_sample_task(registry_id: int) -> str:
+    """Count one registry's interval since its previous sample."""
+    from . import metrics
+
+    try:
+        sample = metrics.registry_sample(registry_id)
+    except Registry.DoesNotExist:
+        return "gone"
+    return f"sample {sample.pk}" if sample else "skipped"
+
+
+@shared_task(ignore_result=True)
+def sample_all_registries_task() -> int:
+    """Beat, every FERRY_REGISTRY_SAMPLE_INTERVAL: one sample task per registry."""
+    from . import metrics
+
+    ids = metrics.registries_to_sample()
+    for registry_id in ids:
+        registry_sample_task.delay(registry_id)
+    return len(ids)

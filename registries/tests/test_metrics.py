@@ -131,3 +131,28 @@ def test_hit_rate_series_buckets_samples(registry):
     growth = selectors.storage_growth(registry, "24h", now=now)
     assert growth[-1]["storage_bytes"] == 30  # the latest gauge of the bucket
     assert growth[3]["storage_bytes"] is None
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_beat_task_samples_every_applied_registry(celery_worker, tmp_path):
+    from controlplane.testing.wait import wait_for
+    from registries import tasks
+
+    (tmp_path / "blob").write_bytes(b"y" * 777)
+    region = Region.objects.create(slug="sg", name="Singapore")
+    host = DockerHost.objects.create(region=region, name="h", docker_url="unix:///x")
+    store = ObjectStore.objects.create(
+        region=region, name="fs", kind="filesystem", root_directory=str(tmp_path)
+    )
+    common = {"region": region, "host": host, "store": store, "kind": "private"}
+    applied = Registry.objects.create(
+        name="a", last_applied_at=timezone.now(), **common
+    )
+    pending = Registry.objects.create(name="p", port=5001, **common)
+    tasks.sample_all_registries_task.delay()
+    sample = wait_for(
+        lambda: applied.samples.first(), timeout=60, message="no sample from worker"
+    )
+    assert sample.storage_bytes == 777 and sample.object_count == 1
+    assert not pending.samples.exists()
