@@ -247,3 +247,15 @@ def test_the_prewarm_task_runs_in_a_real_worker(mirror, upstream, celery_worker)
     assert event.changes["stored"] is True and event.changes["blobs"] == 2
     assert event.via == "task"
     assert len(set(blob_gets(upstream_container))) == 2
+
+
+@pytest.mark.integration
+def test_prewarm_with_storage_out_of_ferrys_reach_reports_stored_unknown(mirror):
+    registry, _container = mirror
+    # The mirror still writes to S3; only Ferry's view of the store is cut.
+    ObjectStore.objects.filter(pk=registry.store_id).update(
+        endpoint=f"http://127.0.0.1:{free_port()}"
+    )
+    registry.refresh_from_db()
+    result = prewarm_image(registry, "team/app:1.0")
+    assert result.blobs == 2 and result.stored is None
