@@ -19,6 +19,7 @@ import requests
 from django.db import connection
 
 from controlplane.testing.ports import free_port
+from controlplane.testing.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SLUGS = ("cn-hangzhou", "cn-hongkong", "us-west-1")
@@ -68,6 +69,7 @@ def quickstart(tmp_path):
         FERRY_REDIS_PORT=str(free_port()),
         FERRY_ADMIN_USER="demo-admin",
         FERRY_ADMIN_PASSWORD=secrets.token_urlsafe(16),
+        FERRY_HOST_HEALTH_INTERVAL="1",  # beat -> worker -> hosts, quickly
     )
     started: dict[str, int] = {}
     yield tree, env, started
@@ -82,8 +84,7 @@ def read_pids(tree: Path) -> dict[str, int]:
     return {name: int((run / f"{name}.pid").read_text()) for name in SERVICES}
 
 
-def log_in(url: str, username: str, password: str) -> requests.Response:
-    session = requests.Session()
+def log_in(session: requests.Session, url: str, username: str, password: str):
     login = url + "login/"
     assert session.get(login, timeout=30).status_code == 200
     token = session.cookies["csrftoken"]
@@ -94,6 +95,12 @@ def log_in(url: str, username: str, password: str) -> requests.Response:
         headers={"Referer": login},
         timeout=30,
     )  # fmt: skip
+
+
+def all_hosts_checked(session: requests.Session, url: str) -> bool:
+    hosts = session.get(url + "api/v1/hosts/", timeout=30).json()["results"]
+    assert len(hosts) == len(DEMO_SLUGS)
+    return all(h["last_checked"] and h["status"] != "unknown" for h in hosts)
 
 
 @pytest.mark.integration
@@ -109,10 +116,17 @@ def test_setup_script_brings_ferry_up_with_the_demo_regions(quickstart):
     htmx = requests.get(url + "static/vendor/htmx.min.js", timeout=30)
     assert htmx.status_code == 200
     assert htmx.content == (tree / "node_modules/htmx.org/dist/htmx.min.js").read_bytes()
-    overview = log_in(url, env["FERRY_ADMIN_USER"], env["FERRY_ADMIN_PASSWORD"])
+    session = requests.Session()
+    overview = log_in(session, url, env["FERRY_ADMIN_USER"], env["FERRY_ADMIN_PASSWORD"])
     assert overview.status_code == 200 and overview.url == url
     for slug in DEMO_SLUGS:
         assert slug in overview.text
+    # Beat schedules the health check, the worker runs it through Redis.
+    wait_for(
+        lambda: all_hosts_checked(session, url),
+        timeout=120,
+        message=lambda: (tree / "var/log/worker.log").read_text()[-2000:],
+    )
 
     second = run_script(tree, ["./scripts/setup.sh"], env, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
