@@ -18,7 +18,11 @@ from .spec import is_loopback
 
 # distribution/reference grammar: [domain[:port]/]path[:tag][@digest]
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9-]+)*(?::\d+)?/)"
+# A first component is a domain only with a dot, a port, or "localhost".
+_DOMAIN = (
+    r"(?:(?:localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+"
+    r"|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*:\d+)(?::\d+)?/)"
+)
 _REFERENCE = re.compile(
     rf"^{_DOMAIN}?{_COMPONENT}(?:/{_COMPONENT})*"
     r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"

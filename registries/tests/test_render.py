@@ -1,0 +1,313 @@
+"""Rendering of a site's files: pure functions over RegistrySpec, plus nginx -t."""
+
+import datetime
+import shutil
+import subprocess
+from dataclasses import replace
+
+import bcrypt
+import pytest
+import yaml
+
+from registries import render, tls
+from registries.site import nginx_container, registry_container
+from registries.spec import MASK, RegistrySpec, StoreSpec, UserSpec, image_major
+from registries.validators import image_reference_error, upstream_url_error
+
+S3 = StoreSpec(
+    kind="s3", endpoint="http://127.0.0.1:9000", bucket="reg", region="us-east-1",
+    root_directory="/registry", access_key="AK", secret_key="SK-secret",
+)  # fmt: skip
+OSS = StoreSpec(
+    kind="oss", endpoint="", internal=True, bucket="reg", region="cn-hongkong",
+    root_directory="/registry", access_key="LTAI", secret_key="oss-secret",
+)  # fmt: skip
+MIRROR = RegistrySpec(
+    id=7, name="hk/mirror", kind="mirror", image="registry:2", nginx_image="nginx:1",
+    store=S3, port=5000, debug_port=5001, https_port=8443, gateway_port=5100,
+    upstream_url="https://home.example.com", upstream_username="puller",
+    upstream_password="up-secret", remote_url="http://127.0.0.1:5100",
+    http_secret="http-secret", notify_url="http://ferry:8000/registries/notify/7/",
+    notify_token="notify-secret", users=(UserSpec("ops", "ops-password"),),
+    tls_certificate="CERT", tls_private_key="KEY-secret",
+)  # fmt: skip
+PRIVATE = replace(MIRROR, kind="private", users=(), remote_url="", https_port=None)
+
+
+def config(spec: RegistrySpec) -> dict:
+    return yaml.safe_load(render.render_registry_config(spec))
+
+
+def test_mirror_config_has_proxy_secret_loopback_debug_and_notifications():
+    cfg = config(MIRROR)
+    assert cfg["proxy"] == {
+        "remoteurl": "http://127.0.0.1:5100",
+        "username": "puller",
+        "password": "up-secret",
+    }
+    assert cfg["http"]["addr"] == "127.0.0.1:5000"
+    assert cfg["http"]["secret"] == "http-secret"
+    assert cfg["http"]["debug"] == {
+        "addr": "127.0.0.1:5001",
+        "prometheus": {"enabled": True, "path": "/metrics"},
+    }
+    endpoint = cfg["notifications"]["endpoints"][0]
+    assert endpoint["url"] == "http://ferry:8000/registries/notify/7/"
+    assert endpoint["headers"] == {"Authorization": ["Bearer notify-secret"]}
+    assert cfg["log"]["accesslog"] == {"disabled": False}
+    assert cfg["storage"]["redirect"] == {"disable": True}
+
+
+def test_s3_storage_is_secure_by_the_endpoint_scheme():
+    s3 = config(MIRROR)["storage"]["s3"]
+    assert s3 == {
+        "region": "us-east-1", "regionendpoint": "http://127.0.0.1:9000",
+        "bucket": "reg", "rootdirectory": "/registry", "accesskey": "AK",
+        "secretkey": "SK-secret", "secure": False, "v4auth": True,
+    }  # fmt: skip
+    https = replace(MIRROR, store=replace(S3, endpoint="https://s3.example.com"))
+    assert config(https)["storage"]["s3"]["secure"] is True
+
+
+def test_oss_uses_the_oss_driver_on_registry_2():
+    oss = config(replace(MIRROR, store=OSS))["storage"]
+    assert "s3" not in oss
+    assert oss["oss"] == {
+        "accesskeyid": "LTAI", "accesskeysecret": "oss-secret",
+        "region": "oss-cn-hongkong", "internal": True, "bucket": "reg",
+        "encrypt": False, "secure": True, "rootdirectory": "/registry",
+    }  # fmt: skip
+
+
+def test_oss_uses_s3_against_the_oss_endpoint_on_registry_3():
+    spec = replace(MIRROR, store=OSS, image="registry:3.0.0")
+    storage = config(spec)["storage"]
+    assert "oss" not in storage
+    assert storage["s3"]["regionendpoint"] == (
+        "https://oss-cn-hongkong-internal.aliyuncs.com"
+    )
+    assert storage["s3"]["region"] == "cn-hongkong"
+    assert storage["s3"]["forcepathstyle"] is False  # OSS: virtual-hosted only
+    assert storage["s3"]["accesskey"] == "LTAI"
+    assert render.registry_config_dir(spec) == "/etc/distribution"
+    assert registry_container(spec).files[0][0] == "/etc/distribution/config.yml"
+
+
+@pytest.mark.parametrize(
+    ("image", "major"),
+    [
+        ("registry:2", 2),
+        ("registry:3", 3),
+        ("registry:3.0.0-rc.1", 3),
+        ("my.reg:5000/registry:2.8.3", 2),
+        ("my.reg:5000/library/registry", 2),
+        ("registry@sha256:" + "a" * 64, 2),
+    ],
+)
+def test_the_registry_major_comes_from_the_image_tag(image, major):
+    assert image_major(image) == major
+
+
+def test_filesystem_storage_is_the_mounted_host_directory():
+    spec = replace(PRIVATE, store=StoreSpec(kind="filesystem", root_directory="/srv/r"))
+    assert config(spec)["storage"]["filesystem"] == {
+        "rootdirectory": "/var/lib/registry"
+    }
+    mount = registry_container(spec).mounts[0]
+    assert (mount.source, mount.target, mount.kind) == (
+        "/srv/r",
+        "/var/lib/registry",
+        "bind",
+    )
+
+
+def test_a_private_registry_has_no_proxy_and_listens_where_asked():
+    cfg = config(replace(PRIVATE, listen_address="127.0.0.1"))
+    assert "proxy" not in cfg and "auth" not in cfg and "tls" not in cfg["http"]
+
+
+def test_a_private_registry_beyond_loopback_gets_htpasswd_and_tls():
+    spec = replace(PRIVATE, listen_address="10.1.2.3", users=MIRROR.users)
+    cfg = config(spec)
+    assert cfg["http"]["addr"] == "10.1.2.3:5000"
+    assert cfg["auth"]["htpasswd"]["path"] == "/etc/docker/registry/htpasswd"
+    assert cfg["http"]["tls"]["key"] == "/etc/docker/registry/tls.key"
+    paths = [path for path, _c, _m in registry_container(spec).files]
+    assert "/etc/docker/registry/htpasswd" in paths
+
+
+def test_htpasswd_is_bcrypt_2b_checkable_and_stable():
+    users = (UserSpec("b", "pw-b"), UserSpec("a", "pw-a"))
+    text = render.render_htpasswd(users)
+    assert text == render.render_htpasswd(users)  # same salt: same bytes
+    lines = text.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["a", "b"]
+    hashed = lines[0].split(":", 1)[1]
+    assert hashed.startswith("$2b$05$")
+    assert bcrypt.checkpw(b"pw-a", hashed.encode())
+    assert not bcrypt.checkpw(b"wrong", hashed.encode())
+    assert render.render_htpasswd((UserSpec("a", "other"),)) != render.render_htpasswd(
+        (UserSpec("a", "pw-a"),)
+    )
+
+
+def test_nginx_conf_serves_only_v2_with_auth_tls_and_streaming():
+    conf = render.render_nginx_conf(MIRROR)
+    for directive in (
+        "listen 127.0.0.1:8443 ssl;",
+        "client_max_body_size 0;",
+        "chunked_transfer_encoding on;",
+        "auth_basic_user_file /etc/nginx/ferry/htpasswd;",
+        "proxy_set_header Host $http_host;",
+        "proxy_set_header X-Real-IP $remote_addr;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_read_timeout 900;",
+        "proxy_buffering off;",
+        "server 127.0.0.1:5000;",
+        "access_log /dev/stdout ferry_served;",
+        'log_format ferry_served escape=json \'{"side":"served"',
+    ):
+        assert directive in conf, directive
+    assert "location / {\n            return 404;" in conf
+    open_conf = render.render_nginx_conf(replace(MIRROR, require_auth=False))
+    assert "auth_basic" not in open_conf
+
+
+def test_nginx_conf_passes_nginx_t(tmp_path, test_ca):
+    if not shutil.which("nginx"):
+        pytest.skip("nginx is not installed")
+    cert, key = test_ca.issue(("127.0.0.1",))
+    (tmp_path / "tls.crt").write_bytes(cert)
+    (tmp_path / "tls.key").write_bytes(key)
+    (tmp_path / "htpasswd").write_text(render.render_htpasswd(MIRROR.users))
+    conf = render.render_nginx_conf(MIRROR).replace(render.NGINX_DIR, str(tmp_path))
+    conf = conf.replace("/tmp/ferry-nginx.pid", str(tmp_path / "nginx.pid"))
+    (tmp_path / "nginx.conf").write_text(conf)
+    result = subprocess.run(
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_config_hash_is_stable_and_follows_the_files():
+    first, again = nginx_container(MIRROR), nginx_container(MIRROR)
+    assert first.config_hash == again.config_hash
+    changed = nginx_container(replace(MIRROR, https_port=9443))
+    assert changed.config_hash != first.config_hash
+    labels = dict(first.labels)
+    assert labels["ferry.owner"] == "registry:7" and labels["ferry.role"] == "nginx"
+    assert labels["ferry.managed"] == "true" and labels["ferry.ports"] == "8443"
+    assert first.name == "ferry-reg-7-nginx"
+
+
+def test_masked_files_show_no_secret():
+    masked = replace(
+        MIRROR, upstream_password=MASK, http_secret=MASK, notify_token=MASK,
+        users=(UserSpec("ops", MASK),), tls_private_key=MASK,
+        store=replace(S3, secret_key=MASK), masked=True,
+    )  # fmt: skip
+    text = render.render_registry_config(masked) + render.render_htpasswd(masked.users)
+    for secret in ("up-secret", "http-secret", "notify-secret", "SK-secret", "$2b$"):
+        assert secret not in text
+    assert "ops:********" in text
+
+
+def test_compose_export_runs_the_same_containers():
+    containers = [registry_container(MIRROR), nginx_container(MIRROR)]
+    doc = yaml.safe_load(render.render_compose(MIRROR, containers))
+    nginx = doc["services"]["nginx"]
+    assert nginx["container_name"] == "ferry-reg-7-nginx"
+    assert nginx["network_mode"] == "host" and nginx["restart"] == "unless-stopped"
+    assert nginx["entrypoint"][:3] == ["nginx", "-c", "/etc/nginx/ferry/nginx.conf"]
+    assert "./nginx/htpasswd:/etc/nginx/ferry/htpasswd:ro" in nginx["volumes"]
+    assert nginx["labels"]["ferry.config-hash"] == containers[1].config_hash
+    assert doc["services"]["registry"]["image"] == "registry:2"
+
+
+@pytest.mark.django_db
+def test_render_site_files_masks_secrets_of_a_saved_registry(test_ca):
+    from regions.models import DockerHost, Region
+    from registries.models import ObjectStore, Registry, RegistryUser
+
+    region = Region.objects.create(slug="hk", name="HK")
+    host = DockerHost.objects.create(region=region, name="h", docker_url="unix:///x")
+    store = ObjectStore.objects.create(
+        region=region, name="s", kind="s3", bucket="b", secret_access_key="store-key",
+        http_secret="site-secret",
+    )  # fmt: skip
+    cert, key = test_ca.issue(("127.0.0.1",))
+    registry = Registry.objects.create(
+        region=region, host=host, store=store, name="m", kind="mirror",
+        upstream_url="https://up.example.com", upstream_password="up-pass",
+        https_port=8443, debug_port=5001, gateway_port=5100, notify_token="tok-x",
+        tls_certificate=cert.decode(), tls_private_key=key.decode(),
+    )  # fmt: skip
+    RegistryUser.objects.create(registry=registry, username="ops", password="ops-pw")
+    masked = render.render_site_files(registry)
+    assert {"registry/config.yml", "nginx/nginx.conf", "nginx/htpasswd",
+            "nginx/tls.crt", "nginx/tls.key", "docker-compose.yml"} <= set(masked)  # fmt: skip
+    joined = "\n".join(masked.values())
+    for secret in ("store-key", "site-secret", "up-pass", "tok-x", "PRIVATE KEY"):
+        assert secret not in joined
+    assert masked["nginx/tls.key"] == MASK
+    clear = render.render_site_files(registry, masked=False)
+    assert "site-secret" in clear["registry/config.yml"]
+    assert clear["nginx/htpasswd"].startswith("ops:$2b$")
+    # The masked and the deployed files differ only where secrets are.
+    assert masked["nginx/nginx.conf"] == clear["nginx/nginx.conf"]
+
+
+def test_tls_pair_checks_and_self_signed(test_ca):
+    cert, key = test_ca.issue(("127.0.0.1", "hub.example.com"))
+    info = tls.check_pair(cert.decode(), key.decode())
+    assert set(info.names) == {"127.0.0.1", "hub.example.com"}
+    _c, other = test_ca.issue(("127.0.0.1",))
+    with pytest.raises(tls.TLSError) as caught:
+        tls.check_pair(cert.decode(), other.decode())
+    assert caught.value.field == "tls_private_key"
+    with pytest.raises(tls.TLSError) as caught:
+        tls.check_pair("nope", key.decode())
+    assert caught.value.field == "tls_certificate"
+    now = datetime.datetime.now(datetime.UTC)
+    scert, skey, expires = tls.self_signed(["hub.example.com", "127.0.0.1"], now)
+    assert tls.check_pair(scert, skey).expires_at == expires
+    assert tls.days_left(scert, now) in (364, 365)
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://registry.example.com", True),
+        ("http://127.0.0.1:5000", True),
+        ("https://r.example.com/v2/", True),
+        ("ftp://r.example.com", False),
+        ("registry.example.com", False),
+        ("https://", False),
+        ("https://u:p@r.example.com", False),
+        ("https://r.example.com:99999", False),
+        ("https://r.example.com:abc", False),
+        ("https://r.example.com/?q=1", False),
+    ],
+)
+def test_upstream_urls(url, ok):
+    assert (upstream_url_error(url) is None) is ok
+
+
+@pytest.mark.parametrize(
+    ("ref", "ok"),
+    [
+        ("ns/name:tag", True),
+        ("name", True),
+        ("my.reg:5000/a/b/c:v1.2", True),
+        ("ns/name@sha256:" + "0" * 64, True),
+        ("NS/name:tag", False),
+        ("ns/name:", False),
+        ("ns//name", False),
+        ("", False),
+        ("ns/name:tag with space", False),
+    ],
+)
+def test_image_references(ref, ok):
+    assert (image_reference_error(ref) is None) is ok
