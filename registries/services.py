@@ -34,6 +34,7 @@ __all__ = [
     "registries_reconcile_all",
     "registry_apply",
     "registry_delete",
+    "registry_health_check",
     "registry_reconcile",
     "registry_request_apply",
     "registry_rotate_password",
@@ -87,7 +88,9 @@ def registry_request_apply(actor, registry: Registry, via: str = "api") -> Regis
     return registry
 
 
-def registry_apply(registry_id: int, actor=None, via: str = "") -> Registry:
+def registry_apply(
+    registry_id: int, actor=None, via: str = "", lock_wait: float | None = None
+) -> Registry:
     """Apply now (waiting briefly for another apply), then check health.
 
     Raises ValidationError naming the field (also recorded on the row) and
@@ -96,7 +99,7 @@ def registry_apply(registry_id: int, actor=None, via: str = "") -> Registry:
     registry = Registry.objects.get(pk=registry_id)
     if actor is not None:
         audit.record(actor, "apply", registry, {}, via)
-    applying.registry_apply(registry_id)
+    applying.registry_apply(registry_id, lock_wait=lock_wait)
     return registry_health_check(registry_id, after_apply=True)
 
 

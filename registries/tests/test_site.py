@@ -85,6 +85,17 @@ def test_reconcile_restores_a_removed_container_and_replaces_on_upstream_change(
     assert owned(dockerd, mirror)["registry"].running
     assert owned(dockerd, mirror)["registry"].id == restored["registry"].id
 
+    # Someone edits the config inside the running container: replaced.
+    conf = "/etc/nginx/ferry/nginx.conf"
+    edited = engine.read_file(dockerd.client, restored["nginx"].id, conf) + "# x\n"
+    engine_files = (engine.ContainerFile(conf, edited),)
+    dockerd.client.containers.get(restored["nginx"].id).put_archive(
+        "/", engine.files_tar(engine_files)
+    )
+    result = services.registry_reconcile(mirror.pk)
+    assert f"replace ferry-reg-{mirror.pk}-nginx (config edited" in result
+    restored = owned(dockerd, mirror)
+
     mirror.upstream_url = upstream_registry.url.replace("127.0.0.1", "localhost")
     mirror.save()
     result = services.registry_reconcile(mirror.pk)
@@ -190,3 +201,31 @@ def test_deleting_a_registry_removes_its_containers_and_cache_volume(site, docke
     names = {v.name for v in dockerd.client.volumes.list()}
     assert f"ferry-reg-{mirror.pk}-gwcache" not in names
     assert not Registry.objects.filter(pk=mirror.pk).exists()
+
+
+def test_health_shows_the_reason_when_the_upstream_is_down(site, upstream_registry):
+    mirror = services.registry_apply(site.mirror.pk)
+    assert mirror.health["checks"]["upstream"]["ok"]
+    assert mirror.health["cert_days_left"] >= 28  # the test CA issues 30 days
+    upstream_registry.remove()
+    mirror = services.registry_health_check(site.mirror.pk)
+    assert mirror.status == RegistryStatus.DEGRADED
+    assert not mirror.health["checks"]["upstream"]["ok"]
+    assert "upstream:" in mirror.last_error and "unreachable" in mirror.last_error
+    assert mirror.health["checks"]["endpoint"]["ok"]
+
+
+def test_two_applies_do_not_fight(site):
+    """While one apply holds the lease, another gives up clearly and a
+    reconcile pass skips."""
+    from registries.apply import acquire_lease, release_lease
+
+    token = acquire_lease(site.mirror.pk, wait=0)
+    try:
+        with pytest.raises(services.ApplyBusy):
+            services.registry_apply(site.mirror.pk, lock_wait=0.5)
+        assert services.registry_reconcile(site.mirror.pk).startswith("skipped")
+        assert acquire_lease(site.mirror.pk, wait=0) is None
+    finally:
+        release_lease(site.mirror.pk, token)
+    assert acquire_lease(site.mirror.pk, wait=0) is not None
