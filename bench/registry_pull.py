@@ -1,0 +1,293 @@
+#!/usr/bin/env python
+"""Benchmark: pulls through a Ferry mirror site, with and without the gateway.
+
+    .venv/bin/python bench/registry_pull.py [--runs 3] [--warm 5] [--layers 4 --mb 4]
+
+Prints, in one run:
+* warm pull through Ferry's nginx (TLS + htpasswd) + mirror versus the same
+  pull from a plain registry (ratio of medians);
+* cold versus warm pull through the mirror (ratio of medians);
+* upstream bytes / image bytes on a cold pull, with and without the gateway
+  (the upstream's own truth: its registry access log plus the presigned
+  object-storage fetches), next to Ferry's own measured amplification;
+* warm-pull time with the gateway / without (issue 5: must stay <= 1.05).
+
+Standalone and loopback only: its own sandboxed dockerd, moto S3, a token
+server, a home registry on S3 that redirects blob GETs (as the big cloud
+registries do), and mirror sites applied by Ferry's own registry_apply from
+a throwaway SQLite database. Everything it started is removed at the end,
+also on error. Warm pulls alternate between the sites compared, so that
+drift on this shared machine hits both sides alike.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WORK = Path(tempfile.mkdtemp(prefix="ferry-bench-pull-"))
+os.environ["DJANGO_SETTINGS_MODULE"] = "controlplane.settings.test"
+os.environ["DATABASE_URL"] = f"sqlite:///{WORK / 'bench.sqlite3'}"
+IMAGE_REF = "bench/rand:v1"
+
+
+def setup_django(images) -> None:
+    import django
+    from django.conf import settings
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    settings.FERRY_REGISTRY_IMAGE = images.registry
+    settings.FERRY_NGINX_IMAGE = images.nginx
+    settings.FERRY_REGISTRY_LOG_LAG = 0
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def must(proc) -> None:
+    if proc.returncode != 0:
+        raise RuntimeError(f"pull failed: {proc.stderr.strip()[-500:]}")
+
+
+class Bench:
+    """The home side (rig + token server + S3) and Ferry's rows and sites."""
+
+    def __init__(self, engine, images, s3, tokens, ca):
+        from registries.tests.gateway_rig import Rig
+
+        self.engine, self.images, self.s3, self.tokens = engine, images, s3, tokens
+        self.rig = Rig(engine.client, images, prefix="bench-")
+        self.cert_dir = str(ca.write_ca_dir(WORK / "ca"))
+        self.cert, self.key = (p.decode() for p in ca.issue(("127.0.0.1",)))
+        self.sites: list = []
+
+    def start_home(self, layers: int, mb: int) -> None:
+        from registries.tests.gateway_rig import build_random_image, push_image
+
+        self.home = self.rig.start_upstream(self.s3, "bench-home", self.tokens)
+        self.image = build_random_image(str(WORK / "image"), layers, mb)
+        push_image(self.image.layout, self.home, IMAGE_REF)
+        # The plain registry: same image, no TLS, no auth, no proxy.
+        self.plain = self._plain_registry()
+        push_image(self.image.layout, self.plain, IMAGE_REF)
+
+    def _plain_registry(self) -> str:
+        from controlplane.testing.ports import free_port
+
+        port = free_port()
+        config = (
+            "version: 0.1\nstorage: {filesystem: {rootdirectory: /var/lib/registry}}\n"
+            f'http: {{addr: "127.0.0.1:{port}"}}\n'
+        )
+        name = "bench-plain"
+        self.rig.run(
+            name, self.images.registry, {"/etc/docker/registry/config.yml": config}
+        )
+        self.rig.wait_http(f"http://127.0.0.1:{port}/v2/", name)
+        return f"http://127.0.0.1:{port}"
+
+    def apply_site(self, gateway: bool):
+        """A mirror row on its own bucket, applied by Ferry."""
+        from controlplane.testing.ports import free_port
+        from regions.models import DockerHost, Region
+        from registries import services
+        from registries.models import ObjectStore, Registry, RegistryUser
+        from registries.tests.gateway_rig import UP_PASSWORD, UP_USER
+
+        region, _ = Region.objects.get_or_create(slug="edge", name="Edge")
+        host, _ = DockerHost.objects.get_or_create(
+            region=region, name="h", docker_url=self.engine.url
+        )
+        bucket = f"edge-{uuid.uuid4().hex[:8]}"
+        _create_bucket(self.s3, bucket)
+        store = ObjectStore.objects.create(
+            region=region, name=bucket, kind="s3", endpoint=self.s3, bucket=bucket,
+            access_key_id="bench", secret_access_key="bench",
+        )  # fmt: skip
+        row = Registry.objects.create(
+            region=region, host=host, store=store, name=bucket, kind="mirror",
+            upstream_url=self.home, upstream_username=UP_USER,
+            upstream_password=UP_PASSWORD, port=free_port(), https_port=free_port(),
+            gateway_port=free_port(), debug_port=free_port(),
+            tls_certificate=self.cert, tls_private_key=self.key,
+            gateway_enabled=gateway,
+        )  # fmt: skip
+        RegistryUser.objects.create(registry=row, username="ops", password="bench-pw")
+        self.sites.append(row)
+        row = services.registry_apply(row.pk)
+        if row.status != "healthy":
+            raise RuntimeError(f"apply: {row.status}: {row.last_error}")
+        return row
+
+    def pull_site(self, row):
+        from registries.tests.conftest import pull_through
+
+        dest = tempfile.mkdtemp(dir=WORK)
+        try:
+            must(
+                pull_through(
+                    f"127.0.0.1:{row.https_port}",
+                    IMAGE_REF,
+                    dest,
+                    "ops:bench-pw",
+                    self.cert_dir,
+                )
+            )
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+
+    def pull_plain(self):
+        from registries.tests.gateway_rig import pull_image
+
+        dest = tempfile.mkdtemp(dir=WORK)
+        try:
+            must(pull_image(self.plain, IMAGE_REF, dest))
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+
+    def cold(self, row) -> tuple[float, float, float | None]:
+        """(seconds, upstream bytes / image bytes, Ferry's amplification)."""
+        from registries import metrics
+        from registries.tests.gateway_fixtures import settle
+
+        before = self.rig.upstream_truth()
+        seconds = timed(lambda: self.pull_site(row))
+        settle(self.engine.client, row.pk, self.image.blobs)
+        after = self.rig.upstream_truth()
+        metrics.registry_sample(row.pk)
+        ferry = metrics.registry_stats(row)["amplification"]
+        return (
+            seconds,
+            (after.total_bytes - before.total_bytes) / self.image.bytes,
+            ferry,
+        )
+
+    def close(self) -> None:
+        from adapters import containers as engine
+
+        client = self.engine.client
+        for row in self.sites:
+            for state in engine.list_owned(client, f"registry:{row.pk}"):
+                engine.remove(client, state.id)
+            engine.remove_volume(client, f"ferry-reg-{row.pk}-gwcache")
+        self.rig.close()
+
+
+def _create_bucket(endpoint: str, bucket: str) -> None:
+    import boto3
+
+    boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="bench", aws_secret_access_key="bench",
+    ).create_bucket(Bucket=bucket)  # fmt: skip
+
+
+def measure(bench: Bench, runs: int, warm_runs: int) -> dict:
+    """Per run: two fresh sites (gateway on / off), a cold pull through each,
+    then warm pulls alternating plain / on / off."""
+    out = {k: [] for k in ("cold_on", "cold_off", "ratio_on", "ratio_off",
+                           "ferry_on", "ferry_off", "warm_on", "warm_off", "plain")}  # fmt: skip
+    for run in range(runs):
+        on, off = bench.apply_site(True), bench.apply_site(False)
+        for key, row in (("on", on), ("off", off)):
+            seconds, ratio, ferry = bench.cold(row)
+            out[f"cold_{key}"].append(seconds)
+            out[f"ratio_{key}"].append(ratio)
+            out[f"ferry_{key}"].append(ferry or 0.0)
+        for i in range(warm_runs):
+            order = [("plain", None), ("warm_on", on), ("warm_off", off)]
+            order = order[i % 3 :] + order[: i % 3]
+            for key, row in order:
+                pull = (
+                    bench.pull_plain
+                    if row is None
+                    else lambda r=row: bench.pull_site(r)
+                )
+                out[key].append(timed(pull))
+        print(f"  run {run + 1}/{runs} done", flush=True)
+    return out
+
+
+def report(out: dict, image_bytes: int) -> None:
+    med = {k: statistics.median(v) for k, v in out.items()}
+    print(f"\nimage: {image_bytes} bytes; medians of {len(out['cold_on'])} cold and "
+          f"{len(out['warm_on'])} warm pulls per variant")  # fmt: skip
+    rows = [
+        ("warm pull, Ferry nginx+mirror (gateway on)", med["warm_on"]),
+        ("warm pull, Ferry nginx+mirror (gateway off)", med["warm_off"]),
+        ("warm pull, plain registry", med["plain"]),
+        ("cold pull, Ferry mirror (gateway on)", med["cold_on"]),
+        ("cold pull, Ferry mirror (gateway off)", med["cold_off"]),
+    ]
+    for label, seconds in rows:
+        print(f"  {label:<46} {seconds * 1000:8.0f} ms")
+    print("ratios:")
+    print(
+        f"  warm Ferry / plain registry                    {med['warm_on'] / med['plain']:.2f}"
+    )
+    print(
+        f"  cold / warm through the mirror (gateway on)    {med['cold_on'] / med['warm_on']:.2f}"
+    )
+    print(
+        f"  upstream bytes / image bytes, cold, gateway on  {med['ratio_on']:.3f}"
+        f"   (Ferry measured {med['ferry_on']:.3f})"
+    )
+    print(
+        f"  upstream bytes / image bytes, cold, gateway off {med['ratio_off']:.3f}"
+        f"   (Ferry measured {med['ferry_off']:.3f})"
+    )
+    warm = med["warm_on"] / med["warm_off"]
+    verdict = "ok" if warm <= 1.05 else "SLOWER than 5%"
+    print(f"  warm pull time, gateway on / off               {warm:.3f}  ({verdict})")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="fresh sites per variant")
+    parser.add_argument("--warm", type=int, default=5, help="warm pulls per run")
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--mb", type=int, default=4, help="MiB of random data a layer")
+    args = parser.parse_args()
+
+    from controlplane.testing.dockerd import Dockerd
+    from controlplane.testing.images import import_test_images
+    from controlplane.testing.services import moto_server
+    from controlplane.testing.tls import TestCA
+    from registries.tests.gateway_rig import UP_PASSWORD, UP_USER
+    from registries.tests.token_standin import TokenServer
+
+    bench = None
+    try:
+        with (
+            Dockerd() as engine,
+            moto_server() as s3,
+            TokenServer({UP_USER: UP_PASSWORD}) as tokens,
+        ):
+            images = import_test_images(engine.client)
+            setup_django(images)
+            bench = Bench(engine, images, s3, tokens, TestCA.create(WORK / "ca-key"))
+            try:
+                bench.start_home(args.layers, args.mb)
+                print(f"home registry up; image {bench.image.bytes} bytes", flush=True)
+                report(measure(bench, args.runs, args.warm), bench.image.bytes)
+            finally:
+                bench.close()
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
