@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from adapters.errors import AdapterError
 
 from .executors import BuildResult, executor_for
-from .models import Build, BuildAgent, BuildStatus
+from .models import BUILD_ACTIVE_STATES, Build, BuildAgent, BuildStatus
 from .queue import agent_kick
 
 log = logging.getLogger(__name__)
@@ -86,15 +86,14 @@ def build_finish(build: Build, result: BuildResult) -> bool:
     timings = dict(current.timings or {})
     if current.started_at:
         timings["total"] = round((now - current.started_at).total_seconds(), 3)
-    fields = {"timings": timings}
-    if result.status != BuildStatus.CANCELLED:
-        fields.update(
-            status=result.status,
-            finished_at=now,
-            failure_line=result.failure_line[:2000],
-            exit_code=result.exit_code,
-            phase=result.phase if result.status == BuildStatus.FAILED else "",
-        )
+    fields = {
+        "timings": timings,
+        "status": result.status,
+        "finished_at": now,
+        "failure_line": result.failure_line[:2000],
+        "exit_code": result.exit_code,
+        "phase": result.phase if result.status == BuildStatus.FAILED else "",
+    }
     won = Build.objects.filter(pk=build.pk, status=BuildStatus.RUNNING).update(**fields)
     if not won:
         # Cancelled or reaped meanwhile: keep that status, store the timings.

@@ -220,3 +220,13 @@ def test_waterfall_places_phases_one_after_another():
     assert [r["name"] for r in rows] == ["queue", "source", "dependencies"]
     assert [r["offset_pct"] for r in rows] == [0.0, 25.0, 50.0]
     assert rows[-1]["width_pct"] == 50.0
+
+
+def test_a_build_whose_agent_was_deleted_fails_with_a_reason(project):
+    build = build_create(None, project)
+    project.cluster.agents.all().delete()
+
+    assert build_run(build.pk) == "failed"
+
+    ended = Build.objects.get(pk=build.pk)
+    assert ended.status == BuildStatus.FAILED and "agent" in ended.failure_line
