@@ -41,8 +41,11 @@ def build_run(build_id) -> str:
     if build is None or not build.active:
         return "stale"
     if build.agent_id is None:
-        build_finish(
-            build, BuildResult.failed(_("The project has no agent to run on."))
+        # Its agent was deleted while it waited: nothing can ever run it.
+        Build.objects.filter(pk=build.pk, status__in=BUILD_ACTIVE_STATES).update(
+            status=BuildStatus.FAILED,
+            finished_at=timezone.now(),
+            failure_line=_("The build's agent no longer exists."),
         )
         return "failed"
     if build.status == BuildStatus.QUEUED:
