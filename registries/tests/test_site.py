@@ -11,6 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from adapters import containers as engine
+from controlplane.testing.wait import wait_for
 from registries import services
 from registries.models import Registry, RegistryStatus
 from registries.tests.conftest import (
@@ -229,3 +230,29 @@ def test_two_applies_do_not_fight(site):
     finally:
         release_lease(site.mirror.pk, token)
     assert acquire_lease(site.mirror.pk, wait=0) is not None
+
+
+@pytest.fixture
+def fast_reconcile(settings):
+    """Beat in the worker started after this runs the reconcile pass every 2 s."""
+    settings.FERRY_REGISTRY_RECONCILE_INTERVAL = 2.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_periodic_pass_in_a_worker_restores_a_removed_container(
+    site, dockerd, fast_reconcile, celery_worker
+):
+    services.registry_apply(site.mirror.pk)
+    before = owned(dockerd, site.mirror)["nginx"]
+    dockerd.client.containers.get(before.id).remove(force=True)
+
+    def restored():
+        nginx = owned(dockerd, site.mirror).get("nginx")
+        return nginx if nginx and nginx.running and nginx.id != before.id else None
+
+    wait_for(restored, timeout=90, message=f"beat pass: {celery_worker.log_tail()}")
+    wait_for(
+        lambda: Registry.objects.get(pk=site.mirror.pk).status == "healthy",
+        timeout=60,
+        message="healthy again after the pass",
+    )
