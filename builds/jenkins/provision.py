@@ -1,0 +1,348 @@
+"""A Jenkins cluster's containers: observe -> plan (pure) -> apply.
+
+Like the hand-written compose of such a cluster, on the cluster's host:
+
+* master `ferry-jenkins-<cluster>`: FERRY_JENKINS_IMAGE, jenkins_home in the
+  named volume `ferry-jenkins-<cluster>-home`, HTTP bound to 127.0.0.1 on the
+  port of the cluster's jenkins_url, the TCP agent port switched off (agents
+  connect over WebSocket through the HTTP port);
+* one agent per BuildAgent `ferry-jenkins-<cluster>-agent-<kind>`: the
+  agent's image (an inbound-agent image: its entrypoint takes the remoting
+  arguments), the host's docker.sock (Docker outside of Docker), the cache
+  paths as the docker executor's named volumes `ferry-cache-<cluster>-<kind>-<n>`
+  and settings.xml read-only from the agent's files volume. Agents register
+  with the master as permanent inbound nodes (label = kind, executors =
+  concurrency), which needs the cluster's Jenkins user and API token.
+
+Host networking, no published ports, restart unless-stopped, labels
+`ferry.managed`, `ferry.owner=buildcluster:<id>`, `ferry.role`,
+`ferry.config-hash` (a hash of everything that defines the container; the
+agent's secret and settings.xml enter it only hashed).
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import docker
+from django.conf import settings
+from docker.errors import APIError
+from docker.errors import ImageNotFound as DockerImageNotFound
+
+from adapters import containers as engine
+from adapters.errors import ContainerError, ImageNotFound, JenkinsError
+from adapters.jenkins import JenkinsAuthFailed, JenkinsClient, JenkinsUnreachable
+from builds.executors.docker import agent_prepare
+
+from .connection import cluster_jenkins
+
+HOME = "/var/jenkins_home"
+AGENT_WORKDIR = "/home/jenkins/agent"
+DOCKER_SOCK = "/var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    """Everything that defines one container of the cluster (the desired state)."""
+
+    role: str  # master | agent-<kind>
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+    mounts: tuple[tuple[str, str, str, bool], ...] = ()  # type, source, target, ro
+    user: str = ""
+    labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    secrets: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def config_hash(self) -> str:
+        return dict(self.labels)["ferry.config-hash"]
+
+
+@dataclass(frozen=True)
+class Observed:
+    id: str
+    name: str
+    role: str
+    config_hash: str
+    running: bool
+    image_id: str = ""
+
+
+@dataclass(frozen=True)
+class Action:
+    verb: str  # create | replace | start | remove
+    name: str
+    reason: str
+    observed_id: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.name} ({self.reason})"
+
+
+# -- names and specs ----------------------------------------------------------------
+def owner(cluster) -> str:
+    return f"buildcluster:{cluster.pk}"
+
+
+def master_name(cluster) -> str:
+    return f"ferry-jenkins-{cluster.pk}"
+
+
+def home_volume(cluster) -> str:
+    return f"ferry-jenkins-{cluster.pk}-home"
+
+
+def agent_container_name(agent) -> str:
+    return f"ferry-jenkins-{agent.cluster_id}-agent-{agent.kind}"
+
+
+def node_name(agent) -> str:
+    """The agent's node in Jenkins (jobs run on it by its label, the kind)."""
+    return f"ferry-{agent.cluster_id}-{agent.kind}"
+
+
+def master_address(cluster) -> tuple[int, str]:
+    """(port, path prefix) of the master, from the cluster's jenkins_url."""
+    if not cluster.jenkins_url:
+        raise JenkinsError(
+            "Set the cluster's Jenkins URL (e.g. http://127.0.0.1:8080/): "
+            "the master listens on its port"
+        )
+    parts = urlsplit(cluster.jenkins_url)
+    port = parts.port or (443 if parts.scheme == "https" else 8080)
+    return port, parts.path.rstrip("/")
+
+
+def _finish(cluster, draft: ContainerPlan) -> ContainerPlan:
+    identity = {
+        "image": draft.image,
+        "command": list(draft.command),
+        "environment": [list(item) for item in draft.environment],
+        "mounts": [list(item) for item in draft.mounts],
+        "user": draft.user,
+        "secrets": [hashlib.sha256(s.encode()).hexdigest() for s in draft.secrets],
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    labels = (
+        ("ferry.managed", "true"),
+        ("ferry.owner", owner(cluster)),
+        ("ferry.cluster", str(cluster.pk)),
+        ("ferry.role", draft.role),
+        ("ferry.config-hash", digest),
+    )
+    return ContainerPlan(**{**vars(draft), "labels": labels})
+
+
+def master_plan(cluster) -> ContainerPlan:
+    port, prefix = master_address(cluster)
+    command = ["--httpListenAddress=127.0.0.1", f"--httpPort={port}"]
+    if prefix:
+        command.append(f"--prefix={prefix}")
+    return _finish(
+        cluster,
+        ContainerPlan(
+            role="master",
+            name=master_name(cluster),
+            image=settings.FERRY_JENKINS_IMAGE,
+            command=tuple(command),
+            environment=(
+                # No TCP agent listener (it would bind every interface).
+                ("JENKINS_SLAVE_AGENT_PORT", "-1"),
+                ("JAVA_OPTS", "-Djenkins.model.Jenkins.slaveAgentPortEnforce=true"),
+            ),
+            mounts=(("volume", home_volume(cluster), HOME, False),),
+        ),
+    )
+
+
+def docker_socket(cluster) -> str:
+    """The engine's socket on its own host (what agents mount)."""
+    url = cluster.host.docker_url
+    return url[len("unix://") :] if url.startswith("unix://") else DOCKER_SOCK
+
+
+def agent_plan(cluster, agent, mounts: list, secret: str) -> ContainerPlan:
+    """The agent's container; `mounts` from the docker executor's agent_prepare."""
+    port, prefix = master_address(cluster)
+    master_url = f"http://127.0.0.1:{port}{prefix}/"
+    rows = [
+        (m["Type"], m["Source"], m["Target"], bool(m.get("ReadOnly"))) for m in mounts
+    ]
+    rows.append(("bind", docker_socket(cluster), DOCKER_SOCK, False))
+    settings_digest = hashlib.sha256((agent.settings_xml or "").encode()).hexdigest()
+    return _finish(
+        cluster,
+        ContainerPlan(
+            role=f"agent-{agent.kind}",
+            name=agent_container_name(agent),
+            image=agent.image,
+            command=(
+                *("-url", master_url, "-webSocket", "-workDir", AGENT_WORKDIR),
+                *(secret, node_name(agent)),
+            ),
+            environment=(("DOCKER_HOST", f"unix://{DOCKER_SOCK}"),),
+            mounts=tuple(sorted(rows, key=lambda row: row[2])),
+            user="root",  # the host's docker.sock is root's
+            # settings.xml is bind-mounted by inode: a new one needs a new container.
+            secrets=(secret, settings_digest),
+        ),
+    )
+
+
+# -- plan (pure) ------------------------------------------------------------------------
+def plan(
+    desired: list[ContainerPlan], observed: list[Observed], image_ids: dict[str, str]
+) -> list[Action]:
+    """What to do so that `observed` becomes `desired`; [] when they match."""
+    wanted = {spec.name: spec for spec in desired}
+    kept: dict[str, Observed] = {}
+    actions = []
+    for have in sorted(observed, key=lambda o: (not o.running, o.id)):
+        if have.name in wanted and have.name not in kept:
+            kept[have.name] = have
+        else:
+            reason = "duplicate" if have.name in wanted else "not desired"
+            actions.append(Action("remove", have.name, reason, have.id))
+    for spec in desired:
+        have = kept.get(spec.name)
+        image_id = image_ids.get(spec.image, "")
+        if have is None:
+            actions.append(Action("create", spec.name, "missing"))
+        elif have.config_hash != spec.config_hash:
+            actions.append(Action("replace", spec.name, "config changed", have.id))
+        elif image_id and have.image_id and have.image_id != image_id:
+            actions.append(Action("replace", spec.name, "image changed", have.id))
+        elif not have.running:
+            actions.append(Action("start", spec.name, "stopped", have.id))
+    return actions
+
+
+# -- observe / apply ---------------------------------------------------------------------
+def observe(client, cluster, master: bool) -> list[Observed]:
+    """The cluster's master container, or (master=False) all the others."""
+    found = []
+    for state in engine.list_owned(client, owner(cluster)):
+        role = state.labels.get("ferry.role", "")
+        if (role == "master") == master:
+            found.append(
+                Observed(
+                    id=state.id,
+                    name=state.name,
+                    role=role,
+                    config_hash=state.labels.get("ferry.config-hash", ""),
+                    running=state.running,
+                    image_id=state.image_id,
+                )
+            )
+    return found
+
+
+def create_container(client, spec: ContainerPlan) -> str:
+    """Create and start one container (adapters.containers has no env/user/cmd)."""
+    engine.remove(client, spec.name)  # a stray of that name without our labels
+    mounts = [
+        docker.types.Mount(target, source, type=kind, read_only=ro)
+        for kind, source, target, ro in spec.mounts
+    ]
+    try:
+        container = client.containers.create(
+            spec.image,
+            command=list(spec.command) or None,
+            name=spec.name,
+            labels=dict(spec.labels),
+            environment=dict(spec.environment),
+            user=spec.user or None,
+            mounts=mounts,
+            network_mode="host",
+            restart_policy={"Name": "unless-stopped"},
+            log_config={
+                "Type": "json-file",
+                "Config": {"max-size": "50m", "max-file": "3"},
+            },
+        )
+    except DockerImageNotFound as exc:
+        raise ImageNotFound(f"image {spec.image} is not on the host") from exc
+    except APIError as exc:
+        raise ContainerError(f"create {spec.name}: {exc.explanation or exc}") from exc
+    engine.start(client, container.id)
+    return container.id
+
+
+def apply(client, specs: list[ContainerPlan], actions: list[Action]) -> None:
+    by_name = {spec.name: spec for spec in specs}
+    for action in actions:
+        if action.verb == "remove":
+            engine.remove(client, action.observed_id)
+        elif action.verb == "start":
+            engine.start(client, action.observed_id)
+        elif action.verb == "replace":
+            engine.remove(client, action.observed_id)
+            create_container(client, by_name[action.name])
+        elif action.verb == "create":
+            create_container(client, by_name[action.name])
+        else:
+            raise ValueError(f"unknown action {action.verb}")
+
+
+def reconcile(client, cluster, specs: list[ContainerPlan], master: bool) -> list:
+    """observe -> plan -> apply for the master or the agents; the actions."""
+    image_ids = {spec.image: engine.image_id(client, spec.image) for spec in specs}
+    actions = plan(specs, observe(client, cluster, master), image_ids)
+    apply(client, specs, actions)
+    return actions
+
+
+# -- the whole cluster ---------------------------------------------------------------------
+def wait_for_master(jenkins: JenkinsClient, timeout: float) -> str:
+    """Jenkins' version once it answers; auth errors are not waited out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return jenkins.version()
+        except JenkinsUnreachable as exc:
+            if time.monotonic() >= deadline:
+                raise JenkinsUnreachable(
+                    f"{exc.reason} (waited {timeout:g} s for the master to start)"
+                ) from exc
+            time.sleep(1.0)
+
+
+def register_agents(cluster, agents: list) -> dict[int, str]:
+    """Nodes in Jenkins for the agents; agent pk -> its secret."""
+    if not (cluster.jenkins_username and cluster.jenkins_token):
+        raise JenkinsAuthFailed(
+            "The Jenkins master is running; set the cluster's Jenkins user and "
+            "API token so that Ferry can register the agents"
+        )
+    jenkins = cluster_jenkins(cluster)
+    wait_for_master(jenkins, settings.FERRY_JENKINS_READY_TIMEOUT)
+    secrets = {}
+    for agent in agents:
+        jenkins.ensure_node(
+            node_name(agent), agent.concurrency, agent.kind, AGENT_WORKDIR
+        )
+        secrets[agent.pk] = jenkins.agent_secret(node_name(agent))
+    return secrets
+
+
+def cluster_apply(client, cluster) -> list[Action]:
+    """Master first, then the agents (they need the master's node secrets).
+
+    1. master: observe -> plan -> apply (its home volume persists);
+    2. register a node per agent through the Jenkins API, read the secrets;
+    3. agents: prepare volumes and settings.xml, observe -> plan -> apply;
+       agents of deleted BuildAgents are removed.
+    """
+    master = master_plan(cluster)
+    done = reconcile(client, cluster, [master], master=True)
+    agents = list(cluster.agents.all())
+    secrets = register_agents(cluster, agents) if agents else {}
+    specs = []
+    for agent in agents:
+        mounts = agent_prepare(client, agent)
+        specs.append(agent_plan(cluster, agent, mounts, secrets[agent.pk]))
+    return done + reconcile(client, cluster, specs, master=False)
