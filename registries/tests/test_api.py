@@ -199,6 +199,11 @@ def test_apply_to_a_down_host_is_refused_on_the_host_field(topology):
     assert {"host", "store"} & set(errors), errors
     row = Registry.objects.get(pk=pk)
     assert row.status == RegistryStatus.FAILED and row.last_error
+    # What Ferry generates was kept: a self-signed pair for 127.0.0.1, a token.
+    assert (
+        row.tls_certificate.startswith("-----BEGIN CERTIFICATE") and row.tls_expires_at
+    )
+    assert row.notify_token and row.users.filter(username="ferry").exists()
 
 
 # -- real ------------------------------------------------------------------------------------
