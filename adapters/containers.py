@@ -143,8 +143,16 @@ def files_tar(files: tuple[ContainerFile, ...]) -> bytes:
 def create(client: docker.DockerClient, new: NewContainer) -> ContainerState:
     """Create (not start) the container and copy its files in."""
     mounts = [
-        docker.types.Mount(m.target, m.source, type=m.kind, read_only=m.read_only)
+        docker.types.Mount(m.target, m.source, type="volume", read_only=m.read_only)
         for m in new.mounts
+        if m.kind == "volume"
+    ]
+    # Host directories as legacy binds: the engine creates a missing one
+    # (a Mount of type bind would refuse), which a fresh store needs.
+    binds = [
+        f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"
+        for m in new.mounts
+        if m.kind == "bind"
     ]
     try:
         container = client.containers.create(
@@ -153,6 +161,7 @@ def create(client: docker.DockerClient, new: NewContainer) -> ContainerState:
             labels=new.labels,
             entrypoint=list(new.entrypoint) or None,
             mounts=mounts,
+            volumes=binds or None,
             network_mode="host",
             restart_policy={"Name": new.restart},
             log_config={

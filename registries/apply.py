@@ -120,17 +120,14 @@ def _loopback(registry: Registry) -> bool:
 
 
 def _needs_new_pair(registry: Registry) -> bool:
-    """No certificate, or our own self-signed one no longer naming the host."""
+    """No certificate, or one Ferry generated that no longer names the host
+    (an uploaded certificate is never replaced)."""
     if not registry.tls_certificate or not registry.tls_private_key:
         return True
-    cert = tls.load_certificate(registry.tls_certificate)
-    self_signed = cert.issuer == cert.subject
-    names = tls.certificate_info(registry.tls_certificate).names
-    return (
-        self_signed
-        and bool(registry.public_hostname)
-        and (registry.public_hostname not in names)
-    )
+    hostname = registry.public_hostname
+    if not hostname or not tls.generated_by_ferry(registry.tls_certificate):
+        return False
+    return hostname not in tls.certificate_info(registry.tls_certificate).names
 
 
 def ensure_site_secret(store: ObjectStore) -> str:

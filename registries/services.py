@@ -72,7 +72,17 @@ def registry_save(actor, registry: Registry, data: dict, via: str = "ui") -> Reg
     ):
         info = tls.certificate_info(candidate.tls_certificate)
         data["tls_expires_at"] = info.expires_at
+    if _moves_host(registry, candidate):
+        # Reconcile only looks at the registry's current host: clean the old
+        # one now, or its containers would run on unmanaged.
+        _remove_site(registry)
     return object_save(actor, registry, data, via=via)
+
+
+def _moves_host(registry: Registry, candidate: Registry) -> bool:
+    if registry._state.adding or registry.last_applied_at is None:
+        return False
+    return candidate.host_id != registry.host_id
 
 
 def registry_request_apply(actor, registry: Registry, via: str = "api") -> Registry:

@@ -16,6 +16,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.utils.translation import gettext as _
 
 SELF_SIGNED_DAYS = 365
+# Marks the pairs Ferry generated, so only those are ever regenerated.
+SELF_SIGNED_ORG = "Ferry self-signed"
 
 
 class TLSError(ValueError):
@@ -75,6 +77,12 @@ def _public_der(public_key) -> bytes:
     )
 
 
+def generated_by_ferry(cert_pem: str) -> bool:
+    cert = load_certificate(cert_pem)
+    orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return cert.issuer == cert.subject and any(a.value == SELF_SIGNED_ORG for a in orgs)
+
+
 def days_left(cert_pem: str, now: datetime.datetime) -> int:
     """Whole days until the certificate expires (negative once expired)."""
     return (certificate_info(cert_pem).expires_at - now).days
@@ -85,7 +93,12 @@ def self_signed(
 ) -> tuple[str, str, datetime.datetime]:
     """A new (cert_pem, key_pem, expires_at) for these host names / IPs."""
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, SELF_SIGNED_ORG),
+            x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
+        ]
+    )
     expires = now + datetime.timedelta(days=days)
     cert = (
         x509.CertificateBuilder()

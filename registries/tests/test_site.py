@@ -256,3 +256,21 @@ def test_the_periodic_pass_in_a_worker_restores_a_removed_container(
         timeout=60,
         message="healthy again after the pass",
     )
+
+
+def test_a_private_registry_on_a_host_directory_stores_pushed_images_there(
+    site, dockerd, test_image_archive, tmp_path
+):
+    from registries.models import ObjectStore
+
+    directory = tmp_path / "store" / "registry"  # missing: the engine creates it
+    store = ObjectStore.objects.create(
+        region=site.private.region, name="disk", kind="filesystem",
+        root_directory=str(directory),
+    )  # fmt: skip
+    Registry.objects.filter(pk=site.private.pk).update(store=store)
+    private = services.registry_apply(site.private.pk)
+    assert private.status == RegistryStatus.HEALTHY, private.last_error
+    push_archive(test_image_archive.path, f"127.0.0.1:{private.port}", "team/disk:v1")
+    tags = directory / "docker/registry/v2/repositories/team/disk/_manifests/tags"
+    assert (tags / "v1").is_dir()
