@@ -46,7 +46,10 @@ def cluster_detail(request, pk: int):
         "queue": selectors.cluster_queue(cluster),
         "projects": cluster.projects.all(),
     }
-    return render(request, "builds/cluster_detail.html", context)
+    template = "builds/cluster_detail.html"
+    if request.htmx and request.htmx.target == "cluster-live":
+        template += "#cluster-live"
+    return render(request, template, context)
 
 
 @require_POST

@@ -166,6 +166,13 @@ def test_queued_builds_show_their_position(client, viewer, project):
     ).content.decode()
     assert cluster_page.count('data-testid="queue-position"') == 2
     assert "42.0\xa0MB" in cluster_page  # the agent's cache size
+    assert 'id="cluster-live" hx-get=' in cluster_page  # polls while builds wait
+    fragment = client.get(
+        f"/builds/clusters/{project.cluster.pk}/",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="cluster-live",
+    ).content.decode()
+    assert fragment.lstrip().startswith('<div id="cluster-live"')
     assert client.get("/builds/").status_code == 200
 
 

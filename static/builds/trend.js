@@ -20,7 +20,8 @@ document.addEventListener("DOMContentLoaded", function () {
           label: L[name] || name,
           data: points.map(function (p) { return p[name] || 0; }),
           backgroundColor: colours[name],
-          stack: "phases"
+          stack: "phases",
+          maxBarThickness: 48
         };
       })
     },

@@ -1,0 +1,112 @@
+"""Headless Chromium: the build button, the live log, the trend chart.
+
+A real build through a real worker on the test dockerd. The dependency step
+waits for a "release" file in the cache volume, so the page is seen while the
+build runs (log arriving by htmx polling) and after it ends (polling gone).
+Screenshots land in artifacts/screenshots/ for a human to look at.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from builds.executors.docker import cache_volume_name
+from builds.models import Build, BuildStatus
+from controlplane.testing.wait import wait_for
+
+from .test_worker_builds import WAIT_FOR_RELEASE, release
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+]  # fmt: skip
+SHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(20_000)
+            page.bad = []
+            page.on(
+                "response",
+                lambda r: r.status >= 400 and page.bad.append((r.status, r.url)),
+            )
+            yield page
+        finally:
+            browser.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_build_button_live_log_and_trend_chart(
+    live_server, celery_worker, redis_url, project, operator, dockerd, test_images,
+    browser_page,
+):  # fmt: skip
+    project.dependency_command = WAIT_FOR_RELEASE
+    project.save()
+    page = browser_page
+    page.goto(live_server.url + "/login/")
+    page.fill("input[name=username]", operator.username)
+    page.fill("input[name=password]", "pw-" + operator.username)
+    page.click(".login button[type=submit]")
+
+    page.goto(f"{live_server.url}/builds/projects/{project.pk}/")
+    page.fill("[data-testid=build-form] input[name=ref]", "main")
+    page.click("[data-testid=build-button]")
+    page.wait_for_selector("#build-live")
+    build = Build.objects.get()
+    assert page.url.endswith(f"/builds/{build.pk}/")
+
+    # The log arrives while the build runs, without reloading the page.
+    page.wait_for_function(
+        "() => document.querySelector('#build-log').innerText"
+        ".includes('waiting for release')",
+        timeout=60_000,
+    )
+    assert page.locator("[data-testid=build-status]").inner_text() == "Running"
+    assert page.get_attribute("#build-live", "hx-trigger") == "every 1s"
+    shot(page, "builds-01-running")
+
+    release(dockerd.client, test_images.busybox, cache_volume_name(build.agent, 0))
+
+    page.wait_for_function(
+        "() => document.querySelector('#build-live').dataset.status === 'succeeded'",
+        timeout=60_000,
+    )
+    done = wait_for(lambda: (b := Build.objects.get()).image_digest and b, timeout=10)
+    assert done.status == BuildStatus.SUCCEEDED
+    assert page.locator("[data-testid=digest]").inner_text() == done.image_digest
+    assert page.get_attribute("#build-live", "hx-trigger") is None  # polling ended
+    assert page.locator("[data-testid=waterfall] .bar.push").count() == 1
+    shot(page, "builds-02-succeeded")
+
+    page.goto(f"{live_server.url}/builds/projects/{project.pk}/")
+    page.wait_for_function(
+        "() => window.Chart && Chart.getChart(document.getElementById('trend-chart'))"
+    )
+    assert page.locator("[data-testid=success-rate]").inner_text() == "100%"
+    shot(page, "builds-03-project")
+    page.goto(f"{live_server.url}/builds/clusters/{project.cluster.pk}/")
+    page.wait_for_selector("[data-testid=agents]")
+    shot(page, "builds-04-cluster")
+    assert page.bad == [], f"failed requests: {page.bad}"
