@@ -28,6 +28,9 @@ def diff(before: dict, after: dict, secrets: set[str]) -> dict:
         if name in ("updated_at", "created_at"):
             continue
         old, new = before.get(name), after.get(name)
+        if name in secrets:
+            # Snapshots hold only whether a secret is set; unset on create is no change.
+            old, new = bool(old), bool(new)
         if old == new:
             continue
         changes[name] = SECRET_MARK if name in secrets else [old, new]

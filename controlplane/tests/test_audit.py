@@ -101,3 +101,18 @@ def test_viewers_read_the_audit_log_and_anonymous_callers_do_not():
 
     assert token_client("viewer").get(EVENTS).status_code == 200
     assert APIClient().get(EVENTS).status_code == 401
+
+
+def test_creating_a_row_without_a_secret_does_not_report_the_secret_changed():
+    from controlplane.models import AuditEvent
+    from controlplane.services import object_save
+    from regions.models import DockerHost, Region
+
+    region = Region.objects.create(slug="cn-hangzhou", name="Hangzhou")
+    host = object_save(
+        None,
+        DockerHost(),
+        {"region": region, "name": "h", "docker_url": "unix:///run/d.sock"},
+    )
+    event = AuditEvent.objects.get(object_type="regions.dockerhost", object_id=host.pk)
+    assert "tls_client_key" not in event.changes
