@@ -5,7 +5,7 @@
 
 Prints, in one run:
 * warm pull through Ferry's nginx (TLS + htpasswd) + mirror versus the same
-  pull from a plain registry (ratio of medians);
+  pull from a plain registry;
 * cold versus warm pull through the mirror (ratio of medians);
 * upstream bytes / image bytes on a cold pull, with and without the gateway
   (the upstream's own truth: its registry access log plus the presigned
@@ -16,8 +16,10 @@ Standalone and loopback only: its own sandboxed dockerd, moto S3, a token
 server, a home registry on S3 that redirects blob GETs (as the big cloud
 registries do), and mirror sites applied by Ferry's own registry_apply from
 a throwaway SQLite database. Everything it started is removed at the end,
-also on error. Warm pulls alternate between the sites compared, so that
-drift on this shared machine hits both sides alike.
+also on error. Warm pulls alternate between the sites compared (rotating
+which goes first), and warm ratios are medians of back-to-back pairs, so
+that load drift on this shared machine hits both sides alike.
+FERRY_BENCH_RAW=1 also prints every measurement.
 """
 
 import argparse
@@ -222,6 +224,9 @@ def measure(bench: Bench, runs: int, warm_runs: int) -> dict:
 
 
 def report(out: dict, image_bytes: int) -> None:
+    if os.environ.get("FERRY_BENCH_RAW"):
+        for key, values in out.items():
+            print(f"  {key}: " + " ".join(f"{v:.3f}" for v in values))
     med = {k: statistics.median(v) for k, v in out.items()}
     print(f"\nimage: {image_bytes} bytes; medians of {len(out['cold_on'])} cold and "
           f"{len(out['warm_on'])} warm pulls per variant")  # fmt: skip
@@ -234,9 +239,13 @@ def report(out: dict, image_bytes: int) -> None:
     ]
     for label, seconds in rows:
         print(f"  {label:<46} {seconds * 1000:8.0f} ms")
-    print("ratios:")
+    paired = {
+        "on_off": paired_median(out["warm_on"], out["warm_off"]),
+        "ferry_plain": paired_median(out["warm_on"], out["plain"]),
+    }
+    print("ratios (warm ones: median of ratios of pulls made back to back):")
     print(
-        f"  warm Ferry / plain registry                    {med['warm_on'] / med['plain']:.2f}"
+        f"  warm Ferry / plain registry                    {paired['ferry_plain']:.2f}"
     )
     print(
         f"  cold / warm through the mirror (gateway on)    {med['cold_on'] / med['warm_on']:.2f}"
@@ -249,15 +258,21 @@ def report(out: dict, image_bytes: int) -> None:
         f"  upstream bytes / image bytes, cold, gateway off {med['ratio_off']:.3f}"
         f"   (Ferry measured {med['ferry_off']:.3f})"
     )
-    warm = med["warm_on"] / med["warm_off"]
+    warm = paired["on_off"]
     verdict = "ok" if warm <= 1.05 else "SLOWER than 5%"
     print(f"  warm pull time, gateway on / off               {warm:.3f}  ({verdict})")  # fmt: skip
+
+
+def paired_median(a: list[float], b: list[float]) -> float:
+    """Median of a[i] / b[i]: pulls i ran back to back, so load drift on this
+    shared machine cancels out better than in a ratio of two medians."""
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="fresh sites per variant")
-    parser.add_argument("--warm", type=int, default=5, help="warm pulls per run")
+    parser.add_argument("--warm", type=int, default=7, help="warm pulls per run")
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--mb", type=int, default=4, help="MiB of random data a layer")
     args = parser.parse_args()
