@@ -3,7 +3,8 @@
 * `test_image_archive` (session): a docker-archive tarball of a small image
   (the busybox test image plus layers of random data), built on the session
   dockerd; `.path`, `.ref` (its name:tag in the archive), `.size` (bytes of
-  its layers), `.layers`.
+  its uncompressed layer tars; a push gzips them: the busybox layer shrinks,
+  the 3 x 1 MB random layers do not), `.layers`.
 * `upstream_registry`: a plain registry container (filesystem storage, no
   auth, access log on) on the session dockerd at 127.0.0.1:<free port>, with
   the test image pushed as `ns/app:v1`; `.url`, `.port`, `.name`, `.push()`.
@@ -90,7 +91,7 @@ def pull_through(
 class ImageArchive:
     path: Path
     ref: str
-    size: int  # bytes of the layer blobs (compressed as pushed: see note)
+    size: int  # uncompressed layer tars (pushed blobs are gzipped)
     layers: int
 
 
@@ -236,7 +237,7 @@ def cert_dir(test_ca):
     return directory
 
 
-# -- a registry site (mirror + private on one S3 bucket) --------------------------------
+# -- a registry site (mirror + private on one S3 bucket) -----------------------
 @dataclass
 class Site:
     mirror: object  # Registry

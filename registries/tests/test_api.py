@@ -206,7 +206,7 @@ def test_apply_to_a_down_host_is_refused_on_the_host_field(topology):
     assert row.notify_token and row.users.filter(username="ferry").exists()
 
 
-# -- real ------------------------------------------------------------------------------------
+# -- real ----------------------------------------------------------------------
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_apply_through_the_api_runs_in_a_worker_and_ends_healthy(site, celery_worker):
@@ -239,3 +239,23 @@ def test_apply_with_wait_names_a_taken_port(site):
         response = token_client("operator").post(f"{URL}{site.mirror.pk}/apply/?wait=1")
     assert response.status_code == 400
     assert "already in use" in field_errors(response)["gateway_port"]
+
+
+@pytest.mark.integration
+def test_prewarm_pulls_the_image_through_the_applied_mirror(site, test_image_archive):
+    from registries import services
+
+    services.registry_apply(site.mirror.pk)
+    operator = token_client("operator")
+    response = operator.post(
+        f"{URL}{site.mirror.pk}/prewarm/", {"image": "ns/app:v1"}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["blobs"] == test_image_archive.layers + 1  # layers + config
+    assert body["bytes"] >= 3 * 1024 * 1024  # 3 layers of 1 MB random data
+    missing = operator.post(
+        f"{URL}{site.mirror.pk}/prewarm/", {"image": "ns/nope:v1"}, format="json"
+    )
+    assert missing.status_code == 400
+    assert "image" in field_errors(missing)
