@@ -22,11 +22,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from controlplane.testing.ports import free_port
@@ -148,6 +150,7 @@ class JenkinsStandin:
         self.vanished: set[tuple[str, int]] = set()
         self.requests: list[dict] = []
         self.lock = threading.RLock()
+        self.connections: set = set()  # open client sockets, cut by down()
         self._next_queue_id = 100
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -168,12 +171,17 @@ class JenkinsStandin:
     def down(self) -> None:
         """Stop listening (connections are refused) until up() is called."""
         if self._server is not None:
+            for sock in list(self.connections):  # keep-alive ones too
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
             self._server.shutdown()
             self._server.server_close()
             self._thread.join(timeout=10)
             self._server = self._thread = None
 
-    def __enter__(self) -> JenkinsStandin:
+    def __enter__(self) -> Self:
         return self.up()
 
     def __exit__(self, *exc_info) -> None:
@@ -206,9 +214,9 @@ class JenkinsStandin:
     def _advance(self) -> None:
         now = time.monotonic()
         for item in self.queue.values():
-            if item.number is None and not item.cancelled:
-                if now >= item.since + item.script.queue_seconds:
-                    self._start(item, now)
+            due = item.since + item.script.queue_seconds
+            if item.number is None and not item.cancelled and now >= due:
+                self._start(item, now)
         for job in self.jobs.values():
             for run in job.runs.values():
                 self._advance_run(run, now)
@@ -260,6 +268,14 @@ class JenkinsStandin:
 class _Handler(BaseHTTPRequestHandler):
     standin: JenkinsStandin
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.standin.connections.add(self.connection)
+
+    def finish(self) -> None:
+        self.standin.connections.discard(self.connection)
+        super().finish()
 
     def log_message(self, *args) -> None:  # keep test output clean
         pass
