@@ -8,7 +8,10 @@ in the chart, not a 0%).
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import Sum
 from django.utils import timezone
+
+from .models import RegistrySample
 
 WINDOWS = {"24h": (timedelta(hours=24), 24), "7d": (timedelta(days=7), 28)}
 
@@ -100,3 +103,14 @@ def storage_growth(
         index = min(int((at - start) / step), count - 1)
         points[index].update(storage_bytes=size, objects=objects)
     return points
+
+
+def combined_hit_rate(registries, window: timedelta = timedelta(hours=24)):
+    """Hit rate of several mirrors together (a region card), defined as in
+    metrics.registry_stats: (requests - misses) / requests; None without
+    traffic."""
+    totals = RegistrySample.objects.filter(
+        registry__in=registries, sampled_at__gt=timezone.now() - window
+    ).aggregate(requests=Sum("requests"), misses=Sum("misses"))
+    requests, misses = totals["requests"] or 0, totals["misses"] or 0
+    return max(requests - misses, 0) / requests if requests else None

@@ -224,3 +224,28 @@ def test_wrong_upstream_password_fails_clearly_and_is_not_cached(
     cold = upstream_delta(home.rig.upstream_truth(), before)
     assert cold["digests"] == set(home.image.blobs)
     assert cold["bytes"] <= 1.05 * home.image.bytes
+
+
+def test_the_gateway_cache_stays_within_its_size_limit(home, mirror_site, dockerd):
+    from adapters.container_logs import volume_bytes
+    from adapters.docker_engine import HostConnection
+
+    from .gateway_fixtures import stand_in_registry
+
+    registry = stand_in_registry(9000 + free_port() % 1000, home.url)
+    registry.gateway_cache_max_mb = 4  # less than the 9 MiB image
+    site = start(mirror_site, registry)
+    pull(site)
+    settle(site, home.image)
+    conn = HostConnection(dockerd.url)
+    volume = metrics.gateway_cache_volume(registry.pk)
+    # nginx's cache manager evicts least recently used blobs past max_size.
+    size = wait_for(
+        lambda: (
+            (b := volume_bytes(conn, volume)) is not None and b <= 4.5 * 2**20 and b
+        ),
+        timeout=60,
+        message=lambda: f"{volume} holds {volume_bytes(conn, volume)} bytes",
+    )
+    print(f"gateway cache after a {home.image.bytes} B pull: {size} B (limit 4 MiB)")
+    pull(site)  # the mirror keeps its own copy: still served

@@ -131,6 +131,9 @@ def test_hit_rate_series_buckets_samples(registry):
     growth = selectors.storage_growth(registry, "24h", now=now)
     assert growth[-1]["storage_bytes"] == 30  # the latest gauge of the bucket
     assert growth[3]["storage_bytes"] is None
+    RegistrySample.objects.update(sampled_at=timezone.now() - timedelta(hours=1))
+    assert selectors.combined_hit_rate([registry]) == 15 / 24
+    assert selectors.combined_hit_rate([]) is None
 
 
 @pytest.mark.integration
