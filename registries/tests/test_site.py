@@ -135,7 +135,7 @@ def test_a_taken_port_is_refused_on_its_field_and_nothing_is_left_running(
     assert Registry.objects.filter(pk=mirror.pk).exists()
 
 
-def test_a_failed_replace_puts_the_running_containers_back(site, dockerd):
+def test_a_taken_new_port_is_found_before_the_running_site_is_touched(site, dockerd):
     mirror = site.mirror
     services.registry_apply(mirror.pk)
     before = owned(dockerd, mirror)
@@ -149,6 +149,21 @@ def test_a_failed_replace_puts_the_running_containers_back(site, dockerd):
     after = owned(dockerd, mirror)
     assert {r: s.id for r, s in after.items()} == {r: s.id for r, s in before.items()}
     assert all(s.running for s in after.values())
+
+
+def test_a_replacement_that_crashes_puts_the_old_container_back(
+    site, dockerd, test_images
+):
+    mirror = site.mirror
+    services.registry_apply(mirror.pk)
+    before = owned(dockerd, mirror)
+    Registry.objects.filter(pk=mirror.pk).update(image=test_images.busybox)
+    errors = _refused(mirror.pk)
+    assert "registry container exited" in errors["__all__"][0]
+    after = owned(dockerd, mirror)
+    assert {r: s.id for r, s in after.items()} == {r: s.id for r, s in before.items()}
+    assert all(s.running for s in after.values())
+    assert after["registry"].name == f"ferry-reg-{mirror.pk}-registry"
 
 
 def test_an_unreachable_bucket_is_refused_before_anything_starts(site, dockerd):
