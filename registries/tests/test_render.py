@@ -254,6 +254,7 @@ def test_render_site_files_masks_secrets_of_a_saved_registry(test_ca):
     assert masked["nginx/tls.key"] == MASK
     clear = render.render_site_files(registry, masked=False)
     assert "site-secret" in clear["registry/config.yml"]
+    assert f"/registries/notify/{registry.pk}/" in clear["registry/config.yml"]
     assert clear["nginx/htpasswd"].startswith("ops:$2b$")
     # The masked and the deployed files differ only where secrets are.
     assert masked["nginx/nginx.conf"] == clear["nginx/nginx.conf"]
