@@ -14,6 +14,8 @@ client. The gateway makes each blob cross the region boundary once:
   the mirror never goes around it and the final body is cached by digest.
   The presigned query reaches the object store intact, with the object
   store's Host, and without the registry's Authorization header;
+* a HEAD of a cold blob is fetched as a GET (nginx's proxy_cache_convert_head)
+  and cached: the mirror always GETs the blob right after its HEAD;
 * manifests (tags move), /v2/ and everything else pass through uncached;
 * Authorization and WWW-Authenticate pass through untouched. With token auth
   the mirror fetches the token from the realm itself (the realm is an
@@ -98,6 +100,10 @@ http {{
         # The redirect target (a presigned object-storage URL) as given,
         # Host from that URL, no registry credentials.
         location @follow {{
+            # nginx's error log would print the upstream URL with the
+            # presigned query (a short-lived credential): only crit here;
+            # the access log still records every status.
+            error_log stderr crit;
             set $ferry_location $upstream_http_location;
             proxy_pass $ferry_location;
             proxy_set_header Authorization "";

@@ -47,6 +47,7 @@ def test_redirects_are_followed_inside_the_gateway_without_credentials():
     assert "set $ferry_location $upstream_http_location;" in follow
     assert "proxy_pass $ferry_location;" in follow
     assert 'proxy_set_header Authorization "";' in follow
+    assert "error_log stderr crit;" in follow  # no presigned URLs in logs
     assert "proxy_set_header Host" not in conf  # Host comes from each URL
     assert "proxy_cache_key $ferry_digest;" in follow  # final body, same key
 
