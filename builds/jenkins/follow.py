@@ -77,7 +77,7 @@ class JenkinsBuild:
             self._close_stage()
             self.progress.flush()
 
-    # -- 1. trigger ---------------------------------------------------------------------
+    # -- 1. trigger ------------------------------------------------------------
     def _trigger(self) -> int:
         self._check_cancel()
         with self.progress.phase("trigger"):
@@ -95,7 +95,7 @@ class JenkinsBuild:
             )
         return queue_id
 
-    # -- 2. queue -------------------------------------------------------------------------
+    # -- 2. queue --------------------------------------------------------------
     def _wait_for_number(self, queue_id: int) -> int:
         timeout = float(settings.FERRY_JENKINS_QUEUE_TIMEOUT)
         deadline = time.monotonic() + timeout
@@ -130,7 +130,7 @@ class JenkinsBuild:
         self.progress.log(f"Jenkins build #{number}: {url}\n")
         return number
 
-    # -- 3. follow ------------------------------------------------------------------------
+    # -- 3. follow -------------------------------------------------------------
     def _follow(self) -> BuildResult:
         while True:
             more = self._read_console()
@@ -179,7 +179,7 @@ class JenkinsBuild:
             stage, self.stage = self.stage, None
             stage.__exit__(None, None, None)
 
-    # -- 4. result ------------------------------------------------------------------------
+    # -- 4. result -------------------------------------------------------------
     def _result(self, info) -> BuildResult:
         self._close_stage()
         timings = {
@@ -204,7 +204,7 @@ class JenkinsBuild:
             line, self.watch.exit_code, self.stage_name or "build"
         )
 
-    # -- waiting, cancel, outages -------------------------------------------------------
+    # -- waiting, cancel, outages ----------------------------------------------
     def _check_cancel(self) -> None:
         if self.progress.poll():
             raise Cancelled

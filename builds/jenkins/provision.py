@@ -32,6 +32,7 @@ from docker.errors import APIError
 from docker.errors import ImageNotFound as DockerImageNotFound
 
 from adapters import containers as engine
+from adapters.docker_volumes import volume_ensure
 from adapters.errors import ContainerError, ImageNotFound, JenkinsError
 from adapters.jenkins import JenkinsAuthFailed, JenkinsClient, JenkinsUnreachable
 from builds.executors.docker import agent_prepare
@@ -83,7 +84,7 @@ class Action:
         return f"{self.verb} {self.name} ({self.reason})"
 
 
-# -- names and specs ----------------------------------------------------------------
+# -- names and specs ----------------------------------------------------------
 def owner(cluster) -> str:
     return f"buildcluster:{cluster.pk}"
 
@@ -193,7 +194,7 @@ def agent_plan(cluster, agent, mounts: list, secret: str) -> ContainerPlan:
     )
 
 
-# -- plan (pure) ------------------------------------------------------------------------
+# -- plan (pure) --------------------------------------------------------------
 def plan(
     desired: list[ContainerPlan], observed: list[Observed], image_ids: dict[str, str]
 ) -> list[Action]:
@@ -221,7 +222,7 @@ def plan(
     return actions
 
 
-# -- observe / apply ---------------------------------------------------------------------
+# -- observe / apply ----------------------------------------------------------
 def observe(client, cluster, master: bool) -> list[Observed]:
     """The cluster's master container, or (master=False) all the others."""
     found = []
@@ -296,7 +297,7 @@ def reconcile(client, cluster, specs: list[ContainerPlan], master: bool) -> list
     return actions
 
 
-# -- the whole cluster ---------------------------------------------------------------------
+# -- the whole cluster --------------------------------------------------------
 def wait_for_master(jenkins: JenkinsClient, timeout: float) -> str:
     """Jenkins' version once it answers; auth errors are not waited out."""
     deadline = time.monotonic() + timeout
@@ -332,12 +333,16 @@ def register_agents(cluster, agents: list) -> dict[int, str]:
 def cluster_apply(client, cluster) -> list[Action]:
     """Master first, then the agents (they need the master's node secrets).
 
-    1. master: observe -> plan -> apply (its home volume persists);
+    1. master: its home volume (kept forever), observe -> plan -> apply;
     2. register a node per agent through the Jenkins API, read the secrets;
     3. agents: prepare volumes and settings.xml, observe -> plan -> apply;
        agents of deleted BuildAgents are removed.
     """
     master = master_plan(cluster)
+    labels = {"ferry.managed": "true", "ferry.owner": owner(cluster)}
+    volume_ensure(
+        client, home_volume(cluster), {**labels, "ferry.cluster": str(cluster.pk)}
+    )
     done = reconcile(client, cluster, [master], master=True)
     agents = list(cluster.agents.all())
     secrets = register_agents(cluster, agents) if agents else {}

@@ -92,7 +92,8 @@ def pipeline_script(project) -> str:
         lines += ["    stage('dependencies') {", f"      sh {groovy(command)}", "    }"]
     lines += [
         "    stage('build') {",
-        '      sh \'docker build -f "$FERRY_DOCKERFILE" -t "$FERRY_IMAGE:$IMAGE_TAG" .\'',
+        '      sh \'docker build -f "$FERRY_DOCKERFILE"'
+        ' -t "$FERRY_IMAGE:$IMAGE_TAG" .\'',
         "    }",
     ]
     if project.cluster.registry_id:
