@@ -135,25 +135,31 @@ def builder_run(
 
 
 def builder_export(
-    client: docker.DockerClient, name: str, path: str, out: Path
+    client: docker.DockerClient, name: str, path: str, dest: Path
 ) -> Path:
-    """Write the container's `path` directory as a tar rooted at that directory."""
-    raw = out.with_suffix(".raw.tar")
+    """Copy the container's `path` directory out, into the local directory `dest`.
+
+    Members are extracted with tarfile's "tar" filter: no absolute paths, no
+    escaping `dest`, no device files.
+    """
+    raw = dest.with_suffix(".export.tar")
     stream, _stat = client.api.get_archive(name, path)
     with open(raw, "wb") as handle:
         handle.writelines(stream)
     prefix = Path(path).name + "/"
-    with tarfile.open(raw) as source, tarfile.open(out, "w") as target:
-        for member in source:
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(raw) as archive:
+        members = []
+        for member in archive:
             if not member.name.startswith(prefix):
                 continue  # the directory entry itself
             member.name = member.name[len(prefix) :]
             if member.islnk() and member.linkname.startswith(prefix):
                 member.linkname = member.linkname[len(prefix) :]
-            data = source.extractfile(member) if member.isfile() else None
-            target.addfile(member, data)
+            members.append(member)
+        archive.extractall(dest, members=members, filter="tar")
     raw.unlink()
-    return out
+    return dest
 
 
 def container_remove(client: docker.DockerClient, name: str) -> None:
@@ -243,31 +249,33 @@ class ImageBuildResult:
 
 def image_build(
     client: docker.DockerClient,
-    context_tar: Path,
+    context: Path,
     dockerfile: str,
     tags: list[str],
     labels: dict,
     on_output: Output,
     should_stop: StopCheck,
 ) -> ImageBuildResult:
-    """`docker build` of a tar context (classic builder), streaming its log."""
+    """`docker build` of a context directory (classic builder), streaming its log.
+
+    The SDK packs the directory honouring its .dockerignore, as the docker
+    CLI does (the engine itself does not apply it).
+    """
     result = ImageBuildResult()
     running: list[str] = []
 
     def items():
-        with open(context_tar, "rb") as handle:
-            yield from client.api.build(
-                fileobj=handle,
-                custom_context=True,
-                dockerfile=dockerfile,
-                tag=tags[0],
-                labels=labels,
-                rm=True,
-                forcerm=True,
-                pull=False,
-                network_mode="host",
-                decode=True,
-            )
+        yield from client.api.build(
+            path=str(context),
+            dockerfile=dockerfile,
+            tag=tags[0],
+            labels=labels,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            network_mode="host",
+            decode=True,
+        )
 
     def on_item(item: dict) -> None:
         _build_item(item, result, running, on_output)
@@ -320,7 +328,8 @@ def image_push(
             if "error" in item:
                 detail = item.get("errorDetail") or {}
                 raise RegistryError(
-                    f"Push of {repository}:{tag} failed: {detail.get('message') or item['error']}"
+                    f"Push of {repository}:{tag} failed: "
+                    f"{detail.get('message') or item['error']}"
                 )
             aux = item.get("aux")
             if isinstance(aux, dict) and aux.get("Digest"):

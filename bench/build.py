@@ -172,8 +172,8 @@ def report(runs: int, ferry: list, raw: list, cold: list, warm: list) -> None:
     print(f"  Ferry docker-executor build, warm cache : {f_wall:6.2f}")
     print(f"  raw git clone + docker run + build + push: {r_wall:6.2f}")
     print(f"  ratio Ferry / raw                        : {f_wall / r_wall:6.2f}")
-    phases = {k: round(median(t[k] for _w, t in ferry), 2)
-              for k in ("queue", "source", "dependencies", "build", "push")}  # fmt: skip
+    names = ("queue", "source", "dependencies", "build", "push")
+    phases = {k: round(median(t[k] for _w, t in ferry), 2) for k in names}
     print(f"  Ferry phases: {phases}")
     raw_phases = {k: round(median(t[k] for _w, t in raw), 2)
                   for k in ("source", "dependencies", "build", "push")}  # fmt: skip

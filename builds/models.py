@@ -47,7 +47,8 @@ def validate_dockerfile(value: str) -> None:
     if not value or value.startswith("/") or ".." in parts:
         raise ValidationError(
             _(
-                "Give a path inside the repository, such as Dockerfile or docker/app.Dockerfile."
+                "Give a path inside the repository, such as Dockerfile or "
+                "docker/app.Dockerfile."
             )
         )
 

@@ -53,7 +53,8 @@ def push_registry(cluster) -> str:
         raise PhaseFailed(
             BuildResult.failed(
                 _(
-                    "The cluster has no private registry to push to; set one on the cluster."
+                    "The cluster has no private registry to push to; "
+                    "set one on the cluster."
                 ),
                 phase="source",
             )
@@ -93,8 +94,8 @@ class DockerBuild:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _phases(self, client, registry: str) -> BuildResult:
-        source = self._source()
-        context = self._dependencies(client, source)
+        tree = self._source()
+        context = self._dependencies(client, tree)
         repository = f"{registry}/{self.project.image_repository}"
         tags = [
             f"{repository}:{self.build.commit[:12]}",
@@ -122,16 +123,19 @@ class DockerBuild:
             )
             self.progress.record(commit=commit)
             self.progress.log(f"commit {commit}\n")
-            prefix = "workspace" if self.project.dependency_command.strip() else ""
-            return source_tar(tree, self.workdir / "source.tar", prefix=prefix)
+            # The history is not part of the build (as with a CI checkout).
+            shutil.rmtree(tree / ".git", ignore_errors=True)
+            return tree
 
-    def _dependencies(self, client, source: Path) -> Path:
+    def _dependencies(self, client, tree: Path) -> Path:
+        """Run the dependency command; the directory to build the image from."""
         command = self.project.dependency_command.strip()
         with self._phase("dependencies"), self._failing("dependencies"):
             mounts = agent_prepare(client, self.agent)
             before = agent_cache_size(client, self.agent)
             if command:
                 self.progress.log(f"$ {command}\n")
+                source = source_tar(tree, self.workdir / "source.tar", "workspace")
                 step = builder_run(
                     client, self._spec(command, mounts), source, self.progress.log,
                     self.progress.poll,
@@ -139,7 +143,7 @@ class DockerBuild:
             after = agent_cache_size(client, self.agent)
             self._record_cache(before, after)
             if not command:
-                return source
+                return tree
             if step.stopped:
                 raise Cancelled
             if step.exit_code != 0:
@@ -148,7 +152,7 @@ class DockerBuild:
                     BuildResult.failed(line, step.exit_code, "dependencies")
                 )
             return builder_export(
-                client, self.container, "/workspace", self.workdir / "context.tar"
+                client, self.container, "/workspace", self.workdir / "context"
             )
 
     def _image(self, client, context: Path, tags: list[str]) -> None:

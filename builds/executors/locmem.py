@@ -4,7 +4,9 @@ For unit tests of the build lifecycle (queue, finish, cancel, reaper): it
 touches no host, records what it was asked in class-level lists and ends
 each build with the result configured for its project (success by default).
 
-    settings.FERRY_BUILD_EXECUTORS = {"docker": "builds.executors.locmem.LocmemExecutor"}
+    settings.FERRY_BUILD_EXECUTORS = {
+        "docker": "builds.executors.locmem.LocmemExecutor",
+    }
     LocmemExecutor.results["my-project"] = BuildResult.failed("boom", 2, "build")
 """
 

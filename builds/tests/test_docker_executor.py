@@ -147,3 +147,22 @@ def test_an_unknown_ref_fails_in_the_source_phase(project):
     assert build.status == BuildStatus.FAILED
     assert build.phase == "source"
     assert "no-such-branch" in build.failure_line
+
+
+def test_the_context_honours_dockerignore(project, git_project):
+    """Files listed in .dockerignore never reach the image (as with the CLI)."""
+    git_project.write(".dockerignore", "secret.txt\n")
+    git_project.write("secret.txt", "do not ship\n")
+    git_project.commit(
+        "ignore",
+        dockerfile=(
+            f"FROM {git_project.base_image}\n"
+            "COPY . /app\n"
+            "RUN test -e /app/target/index.html && test ! -e /app/secret.txt "
+            "&& test ! -e /app/.git\n"
+        ),
+    )
+
+    build = run_build(project)
+
+    assert build.status == BuildStatus.SUCCEEDED, (build.failure_line, build.log)

@@ -57,7 +57,8 @@ def test_settings_xml_reaches_the_builder_read_only(project, dockerd):
     agent.save()
     project.dependency_command = (
         "cat /root/.m2/settings.xml; echo; "
-        "if echo x >> /root/.m2/settings.xml 2>/dev/null; then echo WRITABLE; exit 1; fi; "
+        "if echo x >> /root/.m2/settings.xml 2>/dev/null; "
+        "then echo WRITABLE; exit 1; fi; "
         "echo settings are read-only; mkdir -p target; cp index.html target/"
     )
     project.save()
