@@ -281,7 +281,7 @@ http {{
     scgi_temp_path /tmp/nginx-scgi;
 
     # The registry answers with this header; add it on nginx's own 401s too.
-    map $upstream_http_docker_distribution_api_version $docker_distribution_api_version {{
+    map $upstream_http_docker_distribution_api_version $ferry_api_version {{
         "" "registry/2.0";
     }}
 
@@ -304,7 +304,7 @@ http {{
         chunked_transfer_encoding on;
 
         location /v2/ {{
-{auth}            add_header Docker-Distribution-Api-Version $docker_distribution_api_version always;
+{auth}            add_header Docker-Distribution-Api-Version $ferry_api_version always;
 
             proxy_pass http://ferry_registry;
             proxy_http_version 1.1;
