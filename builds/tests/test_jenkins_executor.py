@@ -13,8 +13,9 @@ import pytest
 from django.utils import timezone
 
 from builds.jenkins.template import job_name
-from builds.models import Build, BuildStatus
+from builds.models import BUILD_TERMINAL_STATES, Build, BuildStatus
 from builds.runs import build_stop
+from builds.services import build_cancel, build_create
 from controlplane.testing.wait import wait_for
 
 from .jenkins_fixtures import (  # noqa: F401 - fixtures
@@ -256,3 +257,42 @@ def test_a_build_stuck_in_the_jenkins_queue_fails_at_the_deadline(
     assert done.failure_line.startswith("Jenkins kept the build queued for 1 s")
     assert done.phase == "jenkins-queue"
     assert all(item.cancelled for item in jenkins.queue.values())
+
+
+def test_builds_run_and_cancel_through_a_real_celery_worker(
+    jenkins, jenkins_project, celery_worker, redis_url, operator
+):
+    job = job_name(jenkins_project)
+    jenkins.scripts[job] = shop_script(gates={"build": "go"})
+
+    build = build_create(operator, jenkins_project, via="api")
+    mid = wait_for(
+        lambda: "Downloaded a.jar" in (b := reload(build)).log and b,
+        timeout=60,
+        message=lambda: "no log; worker log:\n" + celery_worker.log_tail(),
+    )
+    assert (mid.status, mid.phase) == (BuildStatus.RUNNING, "dependencies")
+    jenkins.release("go")
+    done = wait_for(
+        lambda: (b := reload(build)).status in BUILD_TERMINAL_STATES and b,
+        timeout=60,
+        message=lambda: "never ended; worker log:\n" + celery_worker.log_tail(),
+    )
+    assert done.status == BuildStatus.SUCCEEDED, done.failure_line
+    assert done.image_digest == DIGEST and done.timings["jenkins"] > 0
+
+    jenkins.scripts[job] = shop_script(gates={"build": "never"})
+    second = build_create(operator, jenkins_project, via="api")
+    wait_for(lambda: reload(second).external_id == "2", timeout=60)
+    build_cancel(operator, second, via="api")
+
+    wait_for(
+        lambda: jenkins.run(job, 2).result == "ABORTED",
+        timeout=30,
+        message=lambda: (
+            "Jenkins build not stopped; worker log:\n" + celery_worker.log_tail()
+        ),
+    )
+    ended = wait_for(lambda: "total" in (b := reload(second)).timings and b, 30)
+    assert ended.status == BuildStatus.CANCELLED
+    assert "Aborted by ferry" in ended.log
