@@ -85,10 +85,7 @@ class JenkinsBuild:
             self.progress.log(f"Jenkins job {self.job}: {change}\n")
             params = {"GIT_REF": self.build.ref, "IMAGE_TAG": str(self.build.number)}
             queue_id = self.jenkins.trigger(self.job, params)
-            self.progress.record(
-                external_id=f"queue:{queue_id}",
-                image=f"{image_name(self.project)}:{self.build.number}",
-            )
+            self.progress.record(external_id=f"queue:{queue_id}")
             self.progress.log(
                 f"Queued in Jenkins (queue item {queue_id}) with GIT_REF="
                 f"{self.build.ref} IMAGE_TAG={self.build.number}\n"
@@ -189,6 +186,9 @@ class JenkinsBuild:
         self.progress.timings = timings
         Build.objects.filter(pk=self.build.pk).update(timings=timings)
         if info.result == "SUCCESS":
+            self.progress.record(
+                image=f"{image_name(self.project)}:{self.build.number}"
+            )
             return BuildResult.succeeded()
         if info.result == "ABORTED":
             if self.progress.cancelled():
