@@ -200,8 +200,8 @@ def _create_bucket(endpoint: str, bucket: str) -> None:
 def measure(bench: Bench, runs: int, warm_runs: int) -> dict:
     """Per run: two fresh sites (gateway on / off), a cold pull through each,
     then warm pulls alternating plain / on / off."""
-    out = {k: [] for k in ("cold_on", "cold_off", "ratio_on", "ratio_off",
-                           "ferry_on", "ferry_off", "warm_on", "warm_off", "plain")}  # fmt: skip
+    keys = "cold_on cold_off ratio_on ratio_off ferry_on ferry_off warm_on warm_off"
+    out: dict[str, list[float]] = {k: [] for k in [*keys.split(), "plain"]}
     for run in range(runs):
         on, off = bench.apply_site(True), bench.apply_site(False)
         for key, row in (("on", on), ("off", off)):
@@ -244,23 +244,23 @@ def report(out: dict, image_bytes: int) -> None:
         "ferry_plain": paired_median(out["warm_on"], out["plain"]),
     }
     print("ratios (warm ones: median of ratios of pulls made back to back):")
-    print(
-        f"  warm Ferry / plain registry                    {paired['ferry_plain']:.2f}"
+    ratio("warm Ferry / plain registry", f"{paired['ferry_plain']:.2f}")
+    ratio(
+        "cold / warm through the mirror (gateway on)",
+        f"{med['cold_on'] / med['warm_on']:.2f}",
     )
-    print(
-        f"  cold / warm through the mirror (gateway on)    {med['cold_on'] / med['warm_on']:.2f}"
-    )
-    print(
-        f"  upstream bytes / image bytes, cold, gateway on  {med['ratio_on']:.3f}"
-        f"   (Ferry measured {med['ferry_on']:.3f})"
-    )
-    print(
-        f"  upstream bytes / image bytes, cold, gateway off {med['ratio_off']:.3f}"
-        f"   (Ferry measured {med['ferry_off']:.3f})"
-    )
+    for key in ("on", "off"):
+        ratio(
+            f"upstream bytes / image bytes, cold, gateway {key}",
+            f"{med['ratio_' + key]:.3f}   (Ferry measured {med['ferry_' + key]:.3f})",
+        )
     warm = paired["on_off"]
     verdict = "ok" if warm <= 1.05 else "SLOWER than 5%"
-    print(f"  warm pull time, gateway on / off               {warm:.3f}  ({verdict})")  # fmt: skip
+    ratio("warm pull time, gateway on / off", f"{warm:.3f}  ({verdict})")
+
+
+def ratio(label: str, value: str) -> None:
+    print(f"  {label:<48} {value}")
 
 
 def paired_median(a: list[float], b: list[float]) -> float:

@@ -192,8 +192,9 @@ def _gateway_status(registry, latest: RegistrySample | None) -> dict:
 
 def registry_stats(registry, window: timedelta = timedelta(hours=24)) -> dict:
     """Counters summed over `window`, the latest gauges, and the derived rates:
-    hits = requests - misses; hit_rate = hits / requests; amplification = bytes_upstream / bytes_missed
-    (cross-region bytes per pulled byte); bytes_saved = served - upstream."""
+    hits = requests - misses; hit_rate = hits / requests;
+    amplification = bytes_upstream / bytes_missed (cross-region bytes per
+    pulled byte); bytes_saved = served - upstream."""
     samples = registry.samples.filter(sampled_at__gt=timezone.now() - window)
     missed_field = bytes_missed_field()
     sums = samples.aggregate(
