@@ -29,6 +29,9 @@ from .models import Registry, RegistrySample
 log = logging.getLogger(__name__)
 
 COUNTERS = ("requests", "hits", "misses", "bytes_upstream", "bytes_served")
+# Also per interval, summed over a window: bytes_missed is amplification's
+# denominator, upstream_requests what reached the upstream (any kind).
+EXTRA_COUNTERS = ("bytes_missed", "upstream_requests")
 
 
 def container_name(registry_id: int, role: str) -> str:
@@ -37,20 +40,6 @@ def container_name(registry_id: int, role: str) -> str:
 
 def gateway_cache_volume(registry_id: int) -> str:
     return f"ferry-reg-{registry_id}-gwcache"
-
-
-def _has_field(name: str) -> bool:
-    return any(f.name == name for f in RegistrySample._meta.get_fields())
-
-
-def bytes_missed_field() -> str:
-    """Where a sample keeps bytes_missed (amplification's denominator).
-
-    RegistrySample has no `bytes_missed` column yet (requested from the site
-    helper, who owns registries migrations); until it exists the value is
-    stored in `upstream_requests`, and the upstream request count is not kept.
-    """
-    return "bytes_missed" if _has_field("bytes_missed") else "upstream_requests"
 
 
 def _ns(moment: datetime) -> int:
@@ -154,9 +143,7 @@ def registry_sample(registry_id: int, now: datetime | None = None):
     except AdapterError as exc:
         log.warning("registry %s: not sampled: %s", registry_id, exc)
         return None
-    fields = {name: getattr(interval, name) for name in COUNTERS}
-    fields["upstream_requests"] = interval.upstream_requests
-    fields[bytes_missed_field()] = interval.bytes_missed
+    fields = {name: getattr(interval, name) for name in (*COUNTERS, *EXTRA_COUNTERS)}
     fields.update(_store_gauges(registry, until))
     return _create_if_current(registry, since, until, fields, cache_bytes)
 
@@ -196,15 +183,14 @@ def registry_stats(registry, window: timedelta = timedelta(hours=24)) -> dict:
     amplification = bytes_upstream / bytes_missed (cross-region bytes per
     pulled byte); bytes_saved = served - upstream."""
     samples = registry.samples.filter(sampled_at__gt=timezone.now() - window)
-    missed_field = bytes_missed_field()
     sums = samples.aggregate(
-        **{name: Sum(name) for name in (*COUNTERS, "upstream_requests", missed_field)}
+        **{name: Sum(name) for name in (*COUNTERS, *EXTRA_COUNTERS)}
     )
     counts = {name: int(sums[name] or 0) for name in COUNTERS}
     # Over a window, not the sum of per-sample hits: a miss's upstream fetch
     # and the client's download of it may land in consecutive samples.
     counts["hits"] = max(counts["requests"] - counts["misses"], 0)
-    missed = int(sums[missed_field] or 0)
+    missed = int(sums["bytes_missed"] or 0)
     latest = registry.samples.order_by("-sampled_at").first()
     return {
         **counts,
@@ -212,11 +198,7 @@ def registry_stats(registry, window: timedelta = timedelta(hours=24)) -> dict:
         "bytes_missed": missed,
         "amplification": counts["bytes_upstream"] / missed if missed else None,
         "bytes_saved": max(counts["bytes_served"] - counts["bytes_upstream"], 0),
-        "upstream_requests": (
-            int(sums["upstream_requests"] or 0)
-            if missed_field != "upstream_requests"
-            else None
-        ),
+        "upstream_requests": int(sums["upstream_requests"] or 0),
         "storage_bytes": latest.storage_bytes if latest else None,
         "objects": latest.object_count if latest else None,
         "abandoned_upload_bytes": latest.abandoned_upload_bytes if latest else None,

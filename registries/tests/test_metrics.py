@@ -102,6 +102,23 @@ def test_stats_sum_the_window_and_define_the_rates(registry, captured_logs, sett
     assert old["requests"] == 0 and old["hit_rate"] is None
 
 
+def test_sample_stores_bytes_missed_and_upstream_requests_in_their_columns(
+    registry, captured_logs, settings
+):
+    settings.FERRY_REGISTRY_LOG_LAG = 0
+    lines, _ = captured_logs
+    whole = gt.summarize(gt.parse_lines(lines))
+    assert whole.bytes_missed > 0 and whole.upstream_requests != whole.bytes_missed
+    metrics.registry_sample(registry.pk, now=stamp(lines[-1]) + timedelta(1))
+    sample = RegistrySample.objects.get(registry=registry)
+    assert sample.bytes_missed == whole.bytes_missed
+    assert sample.upstream_requests == whole.upstream_requests
+    RegistrySample.objects.update(sampled_at=timezone.now() - timedelta(minutes=5))
+    stats = metrics.registry_stats(registry)
+    assert stats["upstream_requests"] == whole.upstream_requests
+    assert stats["bytes_missed"] == whole.bytes_missed
+
+
 def test_a_down_host_leaves_the_cursor_for_the_next_sample(registry, monkeypatch):
     from adapters.errors import HostUnreachable
 
