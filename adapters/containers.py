@@ -37,6 +37,9 @@ class MountSpec:
     target: str
     kind: str = "volume"
     read_only: bool = False
+    # bind only: create a missing host directory (legacy bind); False makes
+    # the engine refuse a missing source instead (a socket, a single file).
+    create_missing: bool = True
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class NewContainer:
     labels: dict[str, str]
     files: tuple[ContainerFile, ...] = ()
     entrypoint: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()  # arguments to the entrypoint; () = the image's
+    environment: tuple[tuple[str, str], ...] = ()
+    user: str = ""  # "" = the image's
     mounts: tuple[MountSpec, ...] = ()
     restart: str = "unless-stopped"  # "no" for one-shot helpers
 
@@ -140,26 +146,33 @@ def files_tar(files: tuple[ContainerFile, ...]) -> bytes:
     return buf.getvalue()
 
 
+def _legacy_bind(mount: MountSpec) -> bool:
+    return mount.kind == "bind" and mount.create_missing
+
+
 def create(client: docker.DockerClient, new: NewContainer) -> ContainerState:
     """Create (not start) the container and copy its files in."""
     mounts = [
-        docker.types.Mount(m.target, m.source, type="volume", read_only=m.read_only)
+        docker.types.Mount(m.target, m.source, type=m.kind, read_only=m.read_only)
         for m in new.mounts
-        if m.kind == "volume"
+        if not _legacy_bind(m)
     ]
     # Host directories as legacy binds: the engine creates a missing one
     # (a Mount of type bind would refuse), which a fresh store needs.
     binds = [
         f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"
         for m in new.mounts
-        if m.kind == "bind"
+        if _legacy_bind(m)
     ]
     try:
         container = client.containers.create(
             new.image,
+            command=list(new.command) or None,
             name=new.name,
             labels=new.labels,
             entrypoint=list(new.entrypoint) or None,
+            environment=dict(new.environment) or None,
+            user=new.user or None,
             mounts=mounts,
             volumes=binds or None,
             network_mode="host",

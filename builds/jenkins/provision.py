@@ -26,14 +26,11 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import docker
 from django.conf import settings
-from docker.errors import APIError
-from docker.errors import ImageNotFound as DockerImageNotFound
 
 from adapters import containers as engine
 from adapters.docker_volumes import volume_ensure
-from adapters.errors import ContainerError, ImageNotFound, JenkinsError
+from adapters.errors import JenkinsError
 from adapters.jenkins import JenkinsAuthFailed, JenkinsClient, JenkinsUnreachable
 from builds.executors.docker import agent_prepare
 
@@ -242,35 +239,28 @@ def observe(client, cluster, master: bool) -> list[Observed]:
     return found
 
 
+def new_container(spec: ContainerPlan) -> engine.NewContainer:
+    """The engine's container for a plan (binds must exist: no legacy binds)."""
+    return engine.NewContainer(
+        name=spec.name,
+        image=spec.image,
+        labels=dict(spec.labels),
+        command=spec.command,
+        environment=spec.environment,
+        user=spec.user,
+        mounts=tuple(
+            engine.MountSpec(source, target, kind, ro, create_missing=False)
+            for kind, source, target, ro in spec.mounts
+        ),
+    )
+
+
 def create_container(client, spec: ContainerPlan) -> str:
-    """Create and start one container (adapters.containers has no env/user/cmd)."""
+    """Create and start one container."""
     engine.remove(client, spec.name)  # a stray of that name without our labels
-    mounts = [
-        docker.types.Mount(target, source, type=kind, read_only=ro)
-        for kind, source, target, ro in spec.mounts
-    ]
-    try:
-        container = client.containers.create(
-            spec.image,
-            command=list(spec.command) or None,
-            name=spec.name,
-            labels=dict(spec.labels),
-            environment=dict(spec.environment),
-            user=spec.user or None,
-            mounts=mounts,
-            network_mode="host",
-            restart_policy={"Name": "unless-stopped"},
-            log_config={
-                "Type": "json-file",
-                "Config": {"max-size": "50m", "max-file": "3"},
-            },
-        )
-    except DockerImageNotFound as exc:
-        raise ImageNotFound(f"image {spec.image} is not on the host") from exc
-    except APIError as exc:
-        raise ContainerError(f"create {spec.name}: {exc.explanation or exc}") from exc
-    engine.start(client, container.id)
-    return container.id
+    state = engine.create(client, new_container(spec))
+    engine.start(client, state.id)
+    return state.id
 
 
 def apply(client, specs: list[ContainerPlan], actions: list[Action]) -> None:
