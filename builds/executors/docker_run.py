@@ -6,9 +6,12 @@
    container of the agent's image with the agent's cache volumes (and the
    read-only settings.xml) mounted and the source copied in; the workspace
    afterwards is the build context. Cache volume sizes are measured before
-   and after; the cache was warm when it was not empty before.
+   and after (in the background: see cache_meter); the cache was warm when
+   it was not empty before.
 3. build: `docker build` of that context (project-relative Dockerfile),
-   tagged `<registry>/<repo>:<commit12>` and `:<build number>`.
+   tagged `<registry>/<repo>:<commit12>` and `:<build number>`. No image
+   label: the classic builder would add a step for it; the build is found
+   from the image by its tags and its recorded digest.
 4. push: both tags go to the cluster's private registry; the digest the
    registry answered is recorded.
 """
@@ -33,7 +36,8 @@ from builds.progress import BuildProgress
 from builds.services import agent_cache_record
 
 from . import BuildResult
-from .docker import agent_cache_size, agent_prepare, cache_volumes, cluster_engine
+from .cache_meter import CacheMeter
+from .docker import agent_prepare, cache_volumes, cluster_engine
 
 
 class PhaseFailed(Exception):
@@ -74,6 +78,7 @@ class DockerBuild:
         self.progress = BuildProgress(build)
         self.workdir = Path(tempfile.mkdtemp(prefix="ferry-build-"))
         self.container = f"ferry-build-{build.pk}"
+        self.meter = CacheMeter(self.cluster, self.agent)
 
     def run(self) -> BuildResult:
         try:
@@ -90,18 +95,25 @@ class DockerBuild:
             self.progress.log("\n" + _("Cancelled.") + "\n")
             return BuildResult.cancelled()
         finally:
+            self.meter.close()
             self.progress.flush()
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _phases(self, client, registry: str) -> BuildResult:
         tree = self._source()
-        context = self._dependencies(client, tree)
-        repository = f"{registry}/{self.project.image_repository}"
-        tags = [
-            f"{repository}:{self.build.commit[:12]}",
-            f"{repository}:{self.build.number}",
-        ]
-        self._image(client, context, tags)
+        try:
+            context = self._dependencies(client, tree)
+            repository = f"{registry}/{self.project.image_repository}"
+            tags = [
+                f"{repository}:{self.build.commit[:12]}",
+                f"{repository}:{self.build.number}",
+            ]
+            self._image(client, context, tags)
+        finally:
+            # "after" was measured while the image built; record it now, also
+            # when a step failed or was cancelled.
+            if self.meter.started:
+                self._record_cache(*self.meter.result())
         self._push(client, repository, tags)
         return BuildResult.succeeded()
 
@@ -132,18 +144,17 @@ class DockerBuild:
         command = self.project.dependency_command.strip()
         with self._phase("dependencies"), self._failing("dependencies"):
             mounts = agent_prepare(client, self.agent)
-            before = agent_cache_size(client, self.agent)
-            if command:
-                self.progress.log(f"$ {command}\n")
-                source = source_tar(tree, self.workdir / "source.tar", "workspace")
-                step = builder_run(
-                    client, self._spec(command, mounts), source, self.progress.log,
-                    self.progress.poll,
-                )  # fmt: skip
-            after = agent_cache_size(client, self.agent)
-            self._record_cache(before, after)
+            self.meter.measure_before()
             if not command:
+                self.meter.measure_after()
                 return tree
+            self.progress.log(f"$ {command}\n")
+            source = source_tar(tree, self.workdir / "source.tar", "workspace")
+            step = builder_run(
+                client, self._spec(command, mounts), source, self.progress.log,
+                self.progress.poll, before_start=self.meter.wait_before,
+            )  # fmt: skip
+            self.meter.measure_after()
             if step.stopped:
                 raise Cancelled
             if step.exit_code != 0:
@@ -156,16 +167,12 @@ class DockerBuild:
             )
 
     def _image(self, client, context: Path, tags: list[str]) -> None:
-        # One label only: the classic builder turns each label into a LABEL
-        # step (a container commit, ~0.2 s each). The build id leads to the
-        # project, the commit and the log.
-        labels = {"ferry.build": str(self.build.pk)}
         with self._phase("build"), self._failing("build"):
             self.progress.log(
                 f"$ docker build -f {self.project.dockerfile} -t {tags[0]}\n"
             )
             result = image_build(
-                client, context, self.project.dockerfile, tags, labels,
+                client, context, self.project.dockerfile, tags, None,
                 self.progress.log, self.progress.poll,
             )  # fmt: skip
             if result.stopped:
@@ -223,6 +230,8 @@ class DockerBuild:
             }
             for name in paths
         }
+        for reason in self.meter.errors:
+            self.progress.log(_("Cache size not measured: %s") % reason + "\n")
         size_before, size_after = total(before), total(after)
         self.progress.record(
             cache={

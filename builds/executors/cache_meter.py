@@ -1,0 +1,67 @@
+"""Cache volume sizes before and after a build's dependency step, off the
+critical path.
+
+Measuring a volume (`docker system df`, which walks every volume on the
+engine) can take a while on a busy host, and a build needs two measurements.
+`CacheMeter` takes them in a background thread with its own engine client:
+"before" while the builder container is created and the source copied in
+(the builder starts only once it is done, so nothing is written yet), and
+"after" while the workspace is exported and the image is built. Only the
+measuring runs in the thread; the caller records the result (database
+writes stay in the build's own thread).
+"""
+
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from adapters.docker_engine import engine_client
+from adapters.errors import AdapterError
+from regions.services import host_connection
+
+from .docker import agent_cache_size
+
+Sizes = dict[str, int | None]
+
+
+class CacheMeter:
+    def __init__(self, cluster, agent):
+        # Read the host here: the thread must not touch the database.
+        self.connection = host_connection(cluster.host)
+        self.agent = agent
+        self.errors: list[str] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ferry-cache-meter")
+        self._before: Future | None = None
+        self._after: Future | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._before is not None
+
+    def measure_before(self) -> None:
+        self._before = self._pool.submit(self._measure)
+
+    def wait_before(self) -> None:
+        """Block until "before" is known (call it before the builder starts)."""
+        if self._before is not None:
+            self._before.result()
+
+    def measure_after(self) -> None:
+        self._after = self._pool.submit(self._measure)
+
+    def result(self) -> tuple[Sizes, Sizes]:
+        """(before, after) sizes by volume name; {} for one not measured."""
+        sizes = tuple(f.result() if f else {} for f in (self._before, self._after))
+        self._pool.shutdown(wait=True)
+        return sizes
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _measure(self) -> Sizes:
+        # A measurement that fails leaves the sizes unknown; it never fails
+        # the build (the reason goes to the build log).
+        try:
+            with engine_client(self.connection) as client:
+                return agent_cache_size(client, self.agent)
+        except AdapterError as exc:
+            self.errors.append(exc.reason)
+            return {}
