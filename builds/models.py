@@ -1,6 +1,7 @@
 """Build clusters, their agents, projects and the builds run for them."""
 
 import re
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -25,10 +26,26 @@ DEFAULT_AGENTS = {
     "java": {"image": "maven:3-eclipse-temurin-21", "cache_paths": ["/root/.m2"]},
     "node": {"image": "node:22", "cache_paths": ["/root/.npm"]},
 }
+# A Jenkins agent container runs the inbound agent (its entrypoint takes the
+# master URL, secret and node name): plain maven/node images cannot connect.
+# New Jenkins clusters start from the official inbound agent; teams add their
+# tools in an image built FROM it.
+JENKINS_AGENT_IMAGE = "jenkins/inbound-agent:latest-jdk21"
+DEFAULT_JENKINS_AGENTS = {
+    kind: {**spec, "image": JENKINS_AGENT_IMAGE}
+    for kind, spec in DEFAULT_AGENTS.items()
+}
+# Repository names of inbound agent images: jenkins/inbound-agent,
+# jenkins/jnlp-slave, team/maven-inbound-agent...
+INBOUND_AGENT_RE = re.compile(r"(?:^|[/._-])(?:inbound-agent|jnlp)")
 
 IMAGE_REPOSITORY_RE = re.compile(
     r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
 )
+# Git refs: branch, tag or commit; no spaces, no "..", no option-like "-x".
+GIT_REF_RE = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/@+-]{1,200}$")
+# scp-like git address: user@host:path
+SCP_GIT_RE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/\s-][^\s]*$")
 validate_kind = RegexValidator(
     r"^[a-z][a-z0-9-]{0,29}$",
     _("Use lowercase letters, digits and dashes, starting with a letter."),
@@ -51,6 +68,62 @@ def validate_dockerfile(value: str) -> None:
                 "docker/app.Dockerfile."
             )
         )
+
+
+def validate_git_ref(value: str) -> None:
+    if not GIT_REF_RE.match(value or ""):
+        raise ValidationError(
+            _("Give a branch, tag or commit (letters, digits, . _ / - @ +).")
+        )
+
+
+def validate_git_url(value: str) -> None:
+    """https/http/ssh/git URLs, scp-like user@host:path, or file:///path.
+
+    Nothing else: git would also run "ext::" transports (commands) and take
+    a leading "-" as an option.
+    """
+    value = value or ""
+    if not any(ch.isspace() for ch in value) and _git_url_ok(value):
+        return
+    raise ValidationError(
+        _(
+            "Give a git URL such as https://git.example.com/team/app.git, "
+            "ssh://git@host/team/app.git, git@host:team/app.git or "
+            "file:///srv/git/app.git."
+        )
+    )
+
+
+def _git_url_ok(value: str) -> bool:
+    if SCP_GIT_RE.match(value):
+        return True
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # e.g. a port that is not a number
+        return False
+    if parts.scheme in ("https", "http", "ssh", "git"):
+        return bool(host) and parts.path.strip("/") != ""
+    if parts.scheme == "file":
+        return not parts.netloc and parts.path.strip("/") != ""
+    return False
+
+
+def jenkins_agent_image_warning(image: str) -> str:
+    """Why `image` probably cannot be a Jenkins agent ("" if it looks fine)."""
+    repository = (image or "").split("@")[0].lower()
+    last = repository.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository = repository[: repository.rindex(":")]
+    if INBOUND_AGENT_RE.search(repository):
+        return ""
+    return _(
+        "%(image)s does not look like a Jenkins inbound agent image. A Jenkins "
+        "agent container must run the inbound agent (it connects to the "
+        "master): use %(default)s or an image built FROM it with your build "
+        "tools; plain maven or node images exit at once."
+    ) % {"image": image, "default": JENKINS_AGENT_IMAGE}
 
 
 def validate_cache_paths(value) -> None:
@@ -105,6 +178,18 @@ class BuildCluster(TimeStamped):
     def __str__(self) -> str:
         return f"{self.region.slug}/{self.name}"
 
+    def clean(self) -> None:
+        if self.executor == self.Executor.JENKINS and not self.jenkins_url:
+            raise ValidationError(
+                {
+                    "jenkins_url": _(
+                        "A Jenkins cluster needs the Jenkins URL (e.g. "
+                        "http://127.0.0.1:8080/): Ferry runs the master on its "
+                        "port and drives the jobs through it."
+                    )
+                }
+            )
+
 
 class BuildAgent(TimeStamped):
     cluster = models.ForeignKey(
@@ -141,6 +226,13 @@ class BuildAgent(TimeStamped):
     def __str__(self) -> str:
         return f"{self.cluster}/{self.kind}"
 
+    @property
+    def image_warning(self) -> str:
+        """Why the image will not work on this cluster's executor ("" if fine)."""
+        if self.cluster.executor != BuildCluster.Executor.JENKINS:
+            return ""
+        return jenkins_agent_image_warning(self.image)
+
 
 class Project(TimeStamped):
     cluster = models.ForeignKey(
@@ -148,8 +240,10 @@ class Project(TimeStamped):
     )
     agent_kind = models.CharField(max_length=30, default="java")
     name = models.SlugField(max_length=100, unique=True)
-    git_url = models.CharField(max_length=500)
-    default_ref = models.CharField(max_length=200, default="main")
+    git_url = models.CharField(max_length=500, validators=[validate_git_url])
+    default_ref = models.CharField(
+        max_length=200, default="main", validators=[validate_git_ref]
+    )
     dockerfile = models.CharField(
         max_length=200, default="Dockerfile", validators=[validate_dockerfile]
     )

@@ -6,7 +6,6 @@ Builds are created queued and published after commit with their uuid as the
 Celery task id; cancel is a compare-and-set from any active status.
 """
 
-import re
 import uuid
 
 from django.core.exceptions import ValidationError
@@ -23,6 +22,8 @@ from .executors import executor_for
 from .models import (
     BUILD_ACTIVE_STATES,
     DEFAULT_AGENTS,
+    DEFAULT_JENKINS_AGENTS,
+    GIT_REF_RE,
     Build,
     BuildAgent,
     BuildCluster,
@@ -31,8 +32,7 @@ from .models import (
     Project,
 )
 
-# Git refs: branch, tag or commit; no spaces, no "..", no option-like "-x".
-REF_RE = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/@+-]{1,200}$")
+REF_RE = GIT_REF_RE  # branch, tag or commit; see builds.models
 
 
 # -- clusters and agents -----------------------------------------------------
@@ -71,9 +71,14 @@ def _validate_cluster_links(cluster: BuildCluster, data: dict) -> None:
 
 
 def agents_create_defaults(actor, cluster: BuildCluster, via: str = "ui") -> list:
-    """Add the java and node agents (default images and caches) if missing."""
+    """Add the java and node agents (default images and caches) if missing.
+
+    On a Jenkins cluster they start from the inbound agent image: a plain
+    maven or node image cannot connect to the master.
+    """
     created = []
-    for kind, spec in DEFAULT_AGENTS.items():
+    jenkins = cluster.executor == BuildCluster.Executor.JENKINS
+    for kind, spec in (DEFAULT_JENKINS_AGENTS if jenkins else DEFAULT_AGENTS).items():
         if cluster.agents.filter(kind=kind).exists():
             continue
         agent = BuildAgent(cluster=cluster, kind=kind)
