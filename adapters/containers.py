@@ -22,6 +22,7 @@ from .errors import ContainerError, ImageNotFound
 
 OWNER_LABEL = "ferry.owner"
 LOG_TAIL = 30
+DEFAULT_LOG_OPTIONS = (("max-size", "50m"), ("max-file", "3"))
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class NewContainer:
     user: str = ""  # "" = the image's
     mounts: tuple[MountSpec, ...] = ()
     restart: str = "unless-stopped"  # "no" for one-shot helpers
+    # json-file options: bounded, so a chatty container cannot fill the disk.
+    log_options: tuple[tuple[str, str], ...] = DEFAULT_LOG_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -177,10 +180,7 @@ def create(client: docker.DockerClient, new: NewContainer) -> ContainerState:
             volumes=binds or None,
             network_mode="host",
             restart_policy={"Name": new.restart},
-            log_config={
-                "Type": "json-file",
-                "Config": {"max-size": "50m", "max-file": "3"},
-            },
+            log_config={"Type": "json-file", "Config": dict(new.log_options)},
         )
     except DockerImageNotFound as exc:
         raise ImageNotFound(f"image {new.image} is not on the host") from exc

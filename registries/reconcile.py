@@ -156,6 +156,7 @@ def new_container(spec: ContainerSpec) -> engine.NewContainer:
             engine.MountSpec(m.source, m.target, m.kind, m.read_only)
             for m in spec.mounts
         ),
+        log_options=spec.log_options,
     )
 
 

@@ -369,6 +369,9 @@ def _compose_service(container) -> dict:
     ]
     service["volumes"] = volumes
     service["labels"] = dict(container.labels)
+    if container.log_options:
+        options = dict(container.log_options)
+        service["logging"] = {"driver": "json-file", "options": options}
     return service
 
 

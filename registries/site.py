@@ -39,6 +39,7 @@ class ContainerSpec:
     entrypoint: tuple[str, ...] = ()
     mounts: tuple[Mount, ...] = ()
     binds: tuple[tuple[str, int], ...] = ()  # (address, port) it listens on
+    log_options: tuple[tuple[str, str], ...] = ()  # docker json-file options
     labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
@@ -77,6 +78,10 @@ def _finish(spec: RegistrySpec, role: str, image: str, **kwargs) -> ContainerSpe
         name=container_name(spec.id, role),
         image=image,
         owner=owner_label(spec.id),
+        log_options=(
+            ("max-size", spec.log_max_size),
+            ("max-file", str(spec.log_max_files)),
+        ),
         **kwargs,
     )
     identity = {
@@ -85,6 +90,7 @@ def _finish(spec: RegistrySpec, role: str, image: str, **kwargs) -> ContainerSpe
         "files": [list(item) for item in draft.files],
         "mounts": [vars(m) for m in draft.mounts],
         "binds": [list(b) for b in draft.binds],
+        "log": [list(item) for item in draft.log_options],
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     labels = (

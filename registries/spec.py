@@ -59,6 +59,8 @@ class RegistrySpec:
     tls_certificate: str = ""
     tls_private_key: str = ""
     masked: bool = False
+    log_max_size: str = "50m"  # docker json-file limits of every container
+    log_max_files: int = 3
 
     @property
     def is_mirror(self) -> bool:
@@ -136,6 +138,8 @@ def registry_spec(
         tls_certificate=registry.tls_certificate,
         tls_private_key=secret(registry.tls_private_key),
         masked=masked,
+        log_max_size=settings.FERRY_REGISTRY_LOG_MAX_SIZE,
+        log_max_files=settings.FERRY_REGISTRY_LOG_MAX_FILES,
     )
 
 

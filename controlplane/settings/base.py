@@ -276,3 +276,12 @@ FERRY_JENKINS_QUEUE_TIMEOUT = env_float("FERRY_JENKINS_QUEUE_TIMEOUT", 900.0)
 FERRY_JENKINS_OUTAGE_GRACE = env_float("FERRY_JENKINS_OUTAGE_GRACE", 60.0)
 FERRY_JENKINS_READY_TIMEOUT = env_float("FERRY_JENKINS_READY_TIMEOUT", 180.0)
 FERRY_JENKINS_STOP_WAIT = env_float("FERRY_JENKINS_STOP_WAIT", 30.0)
+
+# registry container logs
+# Docker's json-file limits on every registry container (registry, nginx,
+# gateway), so a busy mirror cannot fill the host's disk. The metrics sampler
+# reads the nginx and gateway access logs through `docker logs`: size x files
+# must hold at least one sampling interval of requests (a log line is about
+# 0.5 KB: 50m x 3 holds ~300,000 requests).
+FERRY_REGISTRY_LOG_MAX_SIZE = env("FERRY_REGISTRY_LOG_MAX_SIZE", "50m")
+FERRY_REGISTRY_LOG_MAX_FILES = int(env("FERRY_REGISTRY_LOG_MAX_FILES", "3"))

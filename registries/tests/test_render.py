@@ -226,6 +226,22 @@ def test_compose_export_runs_the_same_containers():
     assert doc["services"]["registry"]["image"] == "registry:2"
 
 
+def test_every_container_has_bounded_json_file_logs_in_its_hash_and_compose():
+    from registries.reconcile import new_container
+
+    small = replace(MIRROR, log_max_size="10m", log_max_files=2)
+    for build in (registry_container, nginx_container):
+        spec, changed = build(MIRROR), build(small)
+        assert spec.log_options == (("max-size", "50m"), ("max-file", "3"))
+        assert changed.log_options == (("max-size", "10m"), ("max-file", "2"))
+        assert spec.config_hash != changed.config_hash  # a change replaces it
+        assert new_container(changed).log_options == changed.log_options
+    doc = yaml.safe_load(render.render_compose(small, [nginx_container(small)]))
+    assert doc["services"]["nginx"]["logging"] == {
+        "driver": "json-file", "options": {"max-size": "10m", "max-file": "2"},
+    }  # fmt: skip
+
+
 @pytest.mark.django_db
 def test_render_site_files_masks_secrets_of_a_saved_registry(test_ca):
     from regions.models import DockerHost, Region
