@@ -6,7 +6,9 @@ registry_apply(registry_id):
 2. validate the row, generate what is missing (ports, notify token, the
    site's http secret, a self-signed TLS pair) and check the object store;
 3. observe the host, plan, probe the ports this apply newly binds, apply
-   with an undo journal (nothing half-applied is left running);
+   with an undo journal (nothing half-applied is left running); nginx and
+   gateway containers about to be removed are stopped and sampled first, so
+   the requests in their logs still count;
 4. record the outcome on the row: config hash and time, or status failed
    with the field and reason. Saved settings are never touched by a failure.
 
@@ -16,6 +18,7 @@ store, image, a port...) or none, after being recorded on the row.
 
 import datetime
 import hashlib
+import logging
 import secrets
 import time
 import uuid
@@ -38,11 +41,14 @@ from regions.services import host_connection
 
 from . import ports, reconcile, tls
 from .models import ObjectStore, Registry, RegistryStatus, RegistryUser
-from .site import owner_label, site_containers
+from .site import container_name, owner_label, site_containers
 from .validators import validate_registry
 
+log = logging.getLogger(__name__)
 LEASE = datetime.timedelta(minutes=10)
 DEFAULT_USER = "ferry"
+# Roles whose access logs are the metrics' ground truth (registries.metrics).
+METERED_ROLES = ("nginx", "gateway")
 
 
 class ApplyBusy(Exception):
@@ -190,7 +196,33 @@ def _probe_ports(client, registry, containers, actions, observed) -> None:
         raise ValidationError({field: [ports.describe_taken(registry, taken)]})
 
 
-def _execute(client, registry: Registry, containers, only_if_drift: bool) -> list:
+def _count_before_removal(registry: Registry, lease: str):
+    """The journal's before_removal: sample the stopped nginx/gateway
+    containers' logs so their requests still count (metrics must never fail
+    an apply: problems are logged)."""
+
+    def sample(retiring: list) -> None:
+        from .metrics import registry_sample
+
+        if not any(item.role in METERED_ROLES for item in retiring):
+            return
+        renamed = tuple(
+            (item.role, item.id)
+            for item in retiring
+            if item.role in METERED_ROLES
+            and item.name != container_name(registry.pk, item.role)
+        )
+        try:
+            registry_sample(registry.pk, flush=True, retiring=renamed, lease=lease)
+        except Exception:  # noqa: BLE001 - counted late is better than no apply
+            log.exception("registry %s: sample before removal failed", registry.pk)
+
+    return sample
+
+
+def _execute(
+    client, registry: Registry, containers, only_if_drift: bool, lease: str
+) -> list:
     image_ids = {}
     for container in containers:
         if container.image not in image_ids:
@@ -208,7 +240,13 @@ def _execute(client, registry: Registry, containers, only_if_drift: bool) -> lis
     _probe_ports(client, registry, containers, actions, observed)
     timeout = settings.FERRY_REGISTRY_READY_TIMEOUT
     try:
-        reconcile.apply_actions(client, containers, actions, timeout)
+        reconcile.apply_actions(
+            client,
+            containers,
+            actions,
+            timeout,
+            before_removal=_count_before_removal(registry, lease),
+        )
     except reconcile.StartFailed as exc:
         raise _start_failure(registry, exc) from exc
     return actions
@@ -270,7 +308,7 @@ def _record_success(registry: Registry, containers) -> None:
     )
 
 
-def _apply_locked(registry_id: int, only_if_drift: bool) -> list:
+def _apply_locked(registry_id: int, only_if_drift: bool, lease: str) -> list:
     registry = Registry.objects.select_related("store", "host", "region").get(
         pk=registry_id
     )
@@ -283,7 +321,7 @@ def _apply_locked(registry_id: int, only_if_drift: bool) -> list:
             check_storage(registry.store)
         _spec, containers = site_containers(registry)
         with engine_client(host_connection(registry.host)) as client:
-            actions = _execute(client, registry, containers, only_if_drift)
+            actions = _execute(client, registry, containers, only_if_drift, lease)
     except AdapterError as exc:
         error = _as_validation_error(exc)
         _record_failure(registry, error)
@@ -309,7 +347,7 @@ def registry_apply(registry_id: int, lock_wait: float | None = None) -> list:
     if token is None:
         raise ApplyBusy(_("another apply of this registry is running; try again"))
     try:
-        return _apply_locked(registry_id, only_if_drift=False)
+        return _apply_locked(registry_id, only_if_drift=False, lease=token)
     finally:
         release_lease(registry_id, token)
 
@@ -320,6 +358,6 @@ def registry_reconcile(registry_id: int) -> list | None:
     if token is None:
         return None
     try:
-        return _apply_locked(registry_id, only_if_drift=True)
+        return _apply_locked(registry_id, only_if_drift=True, lease=token)
     finally:
         release_lease(registry_id, token)

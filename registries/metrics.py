@@ -108,28 +108,50 @@ def _gateway_gauge(conn, registry, running: bool) -> int | None:
     return volume_bytes(conn, gateway_cache_volume(registry.pk))
 
 
-def _interval(registry, conn, since, until) -> tuple[Interval, bool]:
+def _interval(
+    registry, conn, since, until, retiring: tuple[tuple[str, str], ...] = ()
+) -> tuple[Interval, bool]:
+    """Both sides' records of the window; is the (current) gateway running?"""
     if registry.kind != Registry.Kind.MIRROR:
         return Interval(), False
-    served, _ = _read(conn, container_name(registry.pk, "nginx"), since, until)
-    upstream, gw_running = _read(
-        conn, container_name(registry.pk, "gateway"), since, until
-    )
-    return summarize(served + upstream), gw_running
+    records, gw_running = [], False
+    for role in ("nginx", "gateway"):
+        found, running = _read(conn, container_name(registry.pk, role), since, until)
+        records += found
+        gw_running = running if role == "gateway" else gw_running
+    for role, ref in retiring:
+        if role in ("nginx", "gateway"):
+            records += _read(conn, ref, since, until)[0]
+    return summarize(records), gw_running
 
 
-def registry_sample(registry_id: int, now: datetime | None = None):
+def registry_sample(
+    registry_id: int,
+    now: datetime | None = None,
+    *,
+    flush: bool = False,
+    retiring: tuple[tuple[str, str], ...] = (),
+    lease: str = "",
+):
     """Count the interval since the previous sample; the new RegistrySample.
 
     1. the window ends FERRY_REGISTRY_LOG_LAG seconds ago (docker may still
        be delivering the newest lines) and starts at the previous sample;
     2. both access logs are read and counted, gauges measured;
     3. the sample is stored only if no other sample landed meanwhile
-       (compare-and-set on the cursor); None if skipped or the host is down
-       (the cursor stays, so the next sample covers the gap).
+       (compare-and-set on the cursor) and no apply holds the registry's
+       lease (other than `lease`); None if skipped or the host is down (the
+       cursor stays, so the next sample covers the gap).
+
+    An apply about to remove containers (replace, repair, move) calls it with
+    `flush=True` after stopping them: the window then ends now (a stopped
+    container's log is complete), and `retiring` lists (role, container id)
+    of stopped containers no longer under their role's name, read as well,
+    so none of their requests is lost with them.
     """
     registry = Registry.objects.select_related("host", "store").get(pk=registry_id)
-    until = (now or timezone.now()) - timedelta(seconds=settings.FERRY_REGISTRY_LOG_LAG)
+    lag = 0 if flush else settings.FERRY_REGISTRY_LOG_LAG
+    until = (now or timezone.now()) - timedelta(seconds=lag)
     last = registry.samples.order_by("-sampled_at").first()
     since = last.sampled_at if last else None
     if since is not None and until <= since:
@@ -138,25 +160,32 @@ def registry_sample(registry_id: int, now: datetime | None = None):
 
     conn = host_connection(registry.host)
     try:
-        interval, gw_running = _interval(registry, conn, since, until)
+        interval, gw_running = _interval(registry, conn, since, until, retiring)
         cache_bytes = _gateway_gauge(conn, registry, gw_running)
     except AdapterError as exc:
         log.warning("registry %s: not sampled: %s", registry_id, exc)
         return None
     fields = {name: getattr(interval, name) for name in (*COUNTERS, *EXTRA_COUNTERS)}
     fields.update(_store_gauges(registry, until))
-    return _create_if_current(registry, since, until, fields, cache_bytes)
+    fields["gateway_cache_bytes"] = cache_bytes
+    return _create_if_current(registry, since, until, fields, lease)
 
 
 @transaction.atomic
-def _create_if_current(registry, since, until, fields, cache_bytes):
-    Registry.objects.select_for_update().filter(pk=registry.pk).first()
+def _create_if_current(registry, since, until, fields, lease: str):
+    row = Registry.objects.select_for_update().filter(pk=registry.pk).first()
+    if row is None:
+        return None  # deleted meanwhile
+    expires = row.apply_lock_expires_at
+    applying = row.apply_lock and expires and expires > timezone.now()
+    if applying and row.apply_lock != lease:
+        # The apply may be swapping containers: it samples them itself before
+        # removing any, and the next sample after it covers this window.
+        return None
     latest = registry.samples.order_by("-sampled_at").first()
     if (latest.sampled_at if latest else None) != since:
         return None  # another sampler counted this window already
-    return RegistrySample.objects.create(
-        registry=registry, sampled_at=until, gateway_cache_bytes=cache_bytes, **fields
-    )
+    return RegistrySample.objects.create(registry=registry, sampled_at=until, **fields)
 
 
 def _gateway_status(registry, latest: RegistrySample | None) -> dict:

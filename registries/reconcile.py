@@ -6,6 +6,8 @@ edited inside the container, start what is stopped, remove what is not
 desired (old roles, duplicates, strays). `apply_actions` runs them with an
 undo journal: when a step fails, everything this apply created is removed
 and replaced containers are put back, so nothing half-applied keeps running.
+Containers about to be removed are stopped first and handed to the caller's
+`before_removal` (metrics count their last log lines before they are gone).
 """
 
 import time
@@ -47,6 +49,15 @@ class Action:
 
     def __str__(self) -> str:
         return f"{self.verb} {self.name} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class Retiring:
+    """A stopped container about to be removed (its log goes with it)."""
+
+    role: str
+    id: str
+    name: str
 
 
 class StartFailed(ContainerError):
@@ -163,10 +174,12 @@ def new_container(spec: ContainerSpec) -> engine.NewContainer:
 class Journal:
     """Undo steps of one apply, run newest first when the apply fails."""
 
-    def __init__(self, client):
+    def __init__(self, client, before_removal=None):
         self.client = client
         self.undo: list = []
         self.finalize: list = []  # old containers to remove once all succeeded
+        self.retiring: list[Retiring] = []  # ...and what they are
+        self.before_removal = before_removal
 
     def rollback(self) -> list[str]:
         problems = []
@@ -179,17 +192,35 @@ class Journal:
         return problems
 
     def commit(self) -> None:
+        if self.retiring and self.before_removal is not None:
+            self.before_removal(list(self.retiring))
         for step in self.finalize:
             step()
         self.undo.clear()
 
+    def remove(self, retiring: Retiring) -> None:
+        """Remove now (a remove action); stopped and reported first."""
+        if self.before_removal is not None:
+            engine.stop(self.client, retiring.id)
+            self.before_removal([retiring])
+        engine.remove(self.client, retiring.id)
+
 
 def apply_actions(
-    client, specs: list[ContainerSpec], actions: list[Action], timeout: float
+    client,
+    specs: list[ContainerSpec],
+    actions: list[Action],
+    timeout: float,
+    before_removal=None,
 ) -> Journal:
-    """Run the actions in order; on failure roll back and re-raise."""
+    """Run the actions in order; on failure roll back and re-raise.
+
+    `before_removal(list[Retiring])`, if given, is called with stopped
+    containers just before they are removed (not on rollback: nothing old
+    is removed then).
+    """
     by_role = {spec.role: spec for spec in specs}
-    journal = Journal(client)
+    journal = Journal(client, before_removal)
     try:
         for action in actions:
             _run(journal, action, by_role.get(action.role), timeout)
@@ -203,7 +234,7 @@ def apply_actions(
 def _run(journal: Journal, action: Action, spec: ContainerSpec | None, timeout: float):
     client = journal.client
     if action.verb == "remove":
-        engine.remove(client, action.observed_id)
+        journal.remove(Retiring(action.role, action.observed_id, action.name))
     elif action.verb == "start":
         before = engine.inspect(client, action.observed_id)
         engine.start(client, action.observed_id)
@@ -243,6 +274,7 @@ def _replace(journal: Journal, action: Action, spec: ContainerSpec, timeout: flo
 
     journal.undo.append(restore)
     journal.finalize.append(lambda: engine.remove(client, action.observed_id))
+    journal.retiring.append(Retiring(action.role, action.observed_id, aside))
     _create_and_start(journal, spec, timeout)
 
 

@@ -23,10 +23,10 @@ from regions.services import host_connection
 
 from . import apply as applying
 from . import ports, tls
-from .apply import ApplyBusy, acquire_lease, release_lease
+from .apply import METERED_ROLES, ApplyBusy, acquire_lease, release_lease
 from .health import registry_health_check
 from .models import Registry, RegistryStatus, RegistryUser
-from .site import ROLE_ORDER, gateway_cache_volume, owner_label
+from .site import ROLE_ORDER, container_name, gateway_cache_volume, owner_label
 from .validators import validate_registry
 
 __all__ = [
@@ -75,7 +75,7 @@ def registry_save(actor, registry: Registry, data: dict, via: str = "ui") -> Reg
     if _moves_host(registry, candidate):
         # Reconcile only looks at the registry's current host: clean the old
         # one now, or its containers would run on unmanaged.
-        _remove_site(registry)
+        _remove_site(registry, count_logs=True)
     return object_save(actor, registry, data, via=via)
 
 
@@ -185,21 +185,43 @@ def registry_delete(actor, registry: Registry, via: str = "ui") -> None:
         release_lease(registry.pk, token)
 
 
-def _remove_site(registry: Registry) -> None:
+def _remove_site(registry: Registry, count_logs: bool = False) -> None:
+    """Remove the registry's containers and cache volume from its host.
+
+    `count_logs` (the row stays, e.g. a move to another host): stop the
+    nginx and gateway containers and sample their logs before removing them.
+    A deleted registry's samples go with its row, so delete skips that.
+    """
     try:
         with engine_client(host_connection(registry.host)) as client:
             states = engine.list_owned(client, owner_label(registry.pk))
             rank = {role: index for index, role in enumerate(ROLE_ORDER)}
             # Front first, so clients see a closed port rather than a 502.
-            for state in sorted(
-                states, key=lambda s: -rank.get(s.labels.get("ferry.role"), -1)
-            ):
+            states.sort(key=lambda s: -rank.get(s.labels.get("ferry.role"), -1))
+            if count_logs:
+                _stop_and_sample(client, registry, states)
+            for state in states:
                 engine.remove(client, state.id)
             engine.remove_volume(client, gateway_cache_volume(registry.pk))
     except AdapterError as exc:
         raise ValidationError(
             {"host": [_("cannot remove the containers: %s") % exc.reason]}
         ) from exc
+
+
+def _stop_and_sample(client, registry: Registry, states) -> None:
+    from .metrics import registry_sample
+
+    metered = [s for s in states if s.labels.get("ferry.role") in METERED_ROLES]
+    for state in metered:
+        engine.stop(client, state.id)
+    if metered:
+        renamed = tuple(
+            (s.labels["ferry.role"], s.id)
+            for s in metered
+            if s.name != container_name(registry.pk, s.labels["ferry.role"])
+        )
+        registry_sample(registry.pk, flush=True, retiring=renamed)
 
 
 def registry_validate(registry: Registry) -> None:

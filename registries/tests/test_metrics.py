@@ -119,6 +119,27 @@ def test_sample_stores_bytes_missed_and_upstream_requests_in_their_columns(
     assert stats["bytes_missed"] == whole.bytes_missed
 
 
+def test_an_apply_in_progress_samples_alone(registry, captured_logs, settings):
+    settings.FERRY_REGISTRY_LOG_LAG = 0
+    lines, reads = captured_logs
+    later = stamp(lines[-1]) + timedelta(1)
+    Registry.objects.filter(pk=registry.pk).update(
+        apply_lock="apply-token", apply_lock_expires_at=timezone.now() + timedelta(1)
+    )
+    # The beat sampler is refused while the apply may swap containers...
+    assert metrics.registry_sample(registry.pk, now=later) is None
+    # ...the apply's own sample (flush: no lag, stopped containers read too)
+    # is not, and reads the renamed containers as well.
+    reads.clear()
+    sample = metrics.registry_sample(
+        registry.pk, now=later, flush=True, lease="apply-token",
+        retiring=(("gateway", "aside-gateway"), ("registry", "not-read")),
+    )  # fmt: skip
+    assert sample is not None and sample.sampled_at == later
+    assert [r[0] for r in reads][-1] == "aside-gateway"
+    assert "not-read" not in [r[0] for r in reads]
+
+
 def test_a_down_host_leaves_the_cursor_for_the_next_sample(registry, monkeypatch):
     from adapters.errors import HostUnreachable
 

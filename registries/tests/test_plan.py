@@ -180,3 +180,97 @@ def test_every_combination_converges_in_one_pass(state):
     for action in actions:
         after[action.role] = have(action.role)
     assert plan(MIRROR, list(after.values())) == []
+
+
+# -- apply_actions: containers are stopped and reported before removal ----------
+class RecordingEngine:
+    """adapters.containers' verbs, recorded (the order is what is tested)."""
+
+    from adapters.containers import ContainerFile, MountSpec, NewContainer
+
+    def __init__(self, fail_create: bool = False):
+        self.calls: list[tuple] = []
+        self.fail_create = fail_create
+
+    def inspect(self, client, ref):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(running=True)
+
+    def stop(self, client, ref, timeout=10):
+        self.calls.append(("stop", ref))
+
+    def rename(self, client, ref, name):
+        self.calls.append(("rename", ref, name))
+
+    def remove(self, client, ref):
+        self.calls.append(("remove", ref))
+
+    def create(self, client, new):
+        from types import SimpleNamespace
+
+        from adapters.errors import ContainerError
+
+        if self.fail_create:
+            raise ContainerError("create refused")
+        self.calls.append(("create", new.name))
+        return SimpleNamespace(id=f"new-{new.name}")
+
+    def start(self, client, ref):
+        self.calls.append(("start", ref))
+
+
+@pytest.fixture
+def recording(monkeypatch):
+    from registries import reconcile
+
+    def make(**kwargs):
+        fake = RecordingEngine(**kwargs)
+        monkeypatch.setattr(reconcile, "engine", fake)
+        monkeypatch.setattr(reconcile, "wait_ready", lambda *a, **k: None)
+        return fake
+
+    return make
+
+
+def _run(fake, actions):
+    from registries.reconcile import apply_actions
+    from registries.site import ContainerSpec
+
+    specs = [ContainerSpec("nginx", "ferry-reg-1-nginx", "img", "registry:1")]
+
+    def before_removal(retiring):
+        fake.calls.append(("sampled", *[(r.role, r.id, r.name) for r in retiring]))
+
+    apply_actions(object(), specs, actions, 5, before_removal=before_removal)
+
+
+def test_removed_and_replaced_containers_are_stopped_and_sampled_first(recording):
+    fake = recording()
+    gone = Action("remove", "gateway", "ferry-reg-1-gateway", "not desired", "gw")
+    swap = Action("replace", "nginx", "ferry-reg-1-nginx", "config changed", "ng")
+    _run(fake, [gone, swap])
+    aside = "ferry-reg-1-nginx-old-ng"
+    assert fake.calls == [
+        ("stop", "gw"),
+        ("sampled", ("gateway", "gw", "ferry-reg-1-gateway")),
+        ("remove", "gw"),
+        ("stop", "ng"),
+        ("rename", "ng", aside),
+        ("remove", "ferry-reg-1-nginx"),  # a stray of that name
+        ("create", "ferry-reg-1-nginx"),
+        ("start", "new-ferry-reg-1-nginx"),
+        ("sampled", ("nginx", "ng", aside)),
+        ("remove", "ng"),
+    ]
+
+
+def test_a_failed_replace_puts_the_old_container_back_unsampled(recording):
+    from adapters.errors import ContainerError
+
+    fake = recording(fail_create=True)
+    swap = Action("replace", "nginx", "ferry-reg-1-nginx", "config changed", "ng")
+    with pytest.raises(ContainerError):
+        _run(fake, [swap])
+    assert not [call for call in fake.calls if call[0] == "sampled"]
+    assert fake.calls[-2:] == [("rename", "ng", "ferry-reg-1-nginx"), ("start", "ng")]
