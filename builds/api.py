@@ -2,12 +2,17 @@
 
 /api/v1/build-clusters/  clusters (admin writes: they hold the Jenkins
                          token); POST {id}/provision/ (operator)
-/api/v1/build-agents/    agents (admin writes: settings.xml is a secret)
+/api/v1/build-agents/    agents (admin writes: settings.xml is a secret);
+                         `image_warning` says why an image will not work
+                         (e.g. not an inbound agent on a Jenkins cluster);
+                         DELETE refuses while projects build on the agent
 /api/v1/projects/        projects (operator writes);
                          POST {id}/builds/ {"ref"?} queues a build -> 201
 /api/v1/builds/          builds, read-only; POST {id}/cancel/ (operator)
 
-Viewers read everything but secrets; they cannot trigger or cancel.
+Viewers read everything but secrets; they cannot trigger or cancel. The
+pages (builds.edit_views) apply the same roles: admin for clusters and
+agents, operator for projects.
 """
 
 from typing import ClassVar
@@ -65,6 +70,9 @@ class BuildAgentViewSet(AuditedModelViewSet):
 
     def save_object(self, instance, data):
         return services.agent_save(self.request.user, instance, data, via=self.via)
+
+    def delete_object(self, instance):
+        services.agent_delete(self.request.user, instance, via=self.via)
 
 
 class ProjectViewSet(AuditedModelViewSet):

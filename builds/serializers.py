@@ -19,6 +19,8 @@ from .services import validate_ref
 
 
 class BuildAgentSerializer(SecretsModelSerializer):
+    image_warning = serializers.CharField(read_only=True)
+
     class Meta:
         model = BuildAgent
         fields = (
@@ -26,6 +28,7 @@ class BuildAgentSerializer(SecretsModelSerializer):
             "cluster",
             "kind",
             "image",
+            "image_warning",
             "cache_paths",
             "settings_xml",
             "settings_xml_path",
@@ -40,11 +43,12 @@ class BuildAgentSerializer(SecretsModelSerializer):
 
 class AgentSummarySerializer(serializers.ModelSerializer):
     settings_xml_set = serializers.SerializerMethodField()
+    image_warning = serializers.CharField(read_only=True)
 
     class Meta:
         model = BuildAgent
-        fields = ("id", "kind", "image", "cache_paths", "concurrency", "cache_bytes",
-                  "settings_xml_set")  # fmt: skip
+        fields = ("id", "kind", "image", "image_warning", "cache_paths", "concurrency",
+                  "cache_bytes", "settings_xml_set")  # fmt: skip
 
     def get_settings_xml_set(self, agent) -> bool:
         return bool(agent.settings_xml)

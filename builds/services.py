@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from adapters.errors import AdapterError
 from controlplane import audit
-from controlplane.services import object_save
+from controlplane.services import object_delete, object_save
 
 from .executors import executor_for
 from .models import (
@@ -97,6 +97,25 @@ def agent_save(actor, agent: BuildAgent, data: dict, via: str = "ui") -> BuildAg
     return agent
 
 
+@transaction.atomic
+def agent_delete(actor, agent: BuildAgent, via: str = "ui") -> None:
+    """Remove an agent no project builds on; re-provision its cluster."""
+    from .tasks import cluster_provision_task
+
+    users = agent.cluster.projects.filter(agent_kind=agent.kind)
+    names = ", ".join(users.values_list("name", flat=True)[:5])
+    if names:
+        raise ValidationError(
+            _("Projects build on this agent: %(names)s. Move them first.")
+            % {"names": names}
+        )
+    if agent.builds.filter(status__in=BUILD_ACTIVE_STATES).exists():
+        raise ValidationError(_("Builds are running or waiting on this agent."))
+    cluster_id = agent.cluster_id
+    object_delete(actor, agent, via)
+    cluster_provision_task.delay_on_commit(cluster_id)
+
+
 def cluster_provision(cluster_id: int) -> BuildCluster | None:
     """Run the executor's provision and record ready / failed with the reason."""
     cluster = BuildCluster.objects.filter(pk=cluster_id).first()
@@ -170,7 +189,7 @@ def build_create(actor, project: Project, ref: str = "", via: str = "ui") -> Bui
             }
         )
     with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
         last = project.builds.aggregate(n=Max("number"))["n"] or 0
         build = Build.objects.create(
             id=uuid.uuid4(),

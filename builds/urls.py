@@ -2,18 +2,27 @@
 
 from django.urls import path
 
-from . import views
+from . import edit_views, views
 
 app_name = "builds"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("clusters/new/", edit_views.cluster_create, name="cluster_create"),
     path("clusters/<int:pk>/", views.cluster_detail, name="cluster_detail"),
+    path("clusters/<int:pk>/edit/", edit_views.cluster_edit, name="cluster_edit"),
+    path(
+        "clusters/<int:pk>/agents/new/", edit_views.agent_create, name="agent_create"
+    ),
+    path("agents/<int:pk>/edit/", edit_views.agent_edit, name="agent_edit"),
+    path("agents/<int:pk>/delete/", edit_views.agent_delete, name="agent_delete"),
+    path("projects/new/", edit_views.project_create, name="project_create"),
     path(
         "clusters/<int:pk>/provision/",
         views.cluster_provision,
         name="cluster_provision",
     ),
     path("projects/<int:pk>/", views.project_detail, name="project_detail"),
+    path("projects/<int:pk>/edit/", edit_views.project_edit, name="project_edit"),
     path("projects/<int:pk>/build/", views.project_build, name="project_build"),
     path("<uuid:pk>/", views.build_detail, name="build_detail"),
     path("<uuid:pk>/log.txt", views.build_log, name="build_log"),
