@@ -51,7 +51,13 @@ def agent_claim_next(agent_id: int) -> list:
     """Claim the oldest queued builds of the agent into its free slots; their ids."""
     claimed = []
     with transaction.atomic():
-        agent = BuildAgent.objects.select_for_update().filter(pk=agent_id).first()
+        # NO KEY UPDATE: still serialises claimers, but does not block (or
+        # deadlock with) transactions inserting builds that reference the agent.
+        agent = (
+            BuildAgent.objects.select_for_update(no_key=True)
+            .filter(pk=agent_id)
+            .first()
+        )
         if agent is None:
             return claimed
         queued = Build.objects.filter(agent=agent, status=BuildStatus.QUEUED)
