@@ -23,3 +23,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "transaction_mode": "IMMEDIATE",
         }
     )
+
+# Tests serve static files through Django's finders (live_server); WhiteNoise
+# would only warn that the collected STATIC_ROOT does not exist.
+MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]
