@@ -21,6 +21,7 @@ import subprocess
 import tarfile
 import tempfile
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,12 +277,15 @@ def remove_registry_containers(client, registry_ids) -> None:
             pass
 
 
-@pytest.fixture
-def site(db, dockerd, use_test_images, s3_server, upstream_registry, test_ca):
+@contextmanager
+def registry_site(dockerd, s3_server: str, upstream_url: str, test_ca):
     """Saved (not applied) mirror + private registry rows sharing an S3 store.
 
-    The mirror has a test-CA certificate for 127.0.0.1 and user ops/<password>;
-    all ports are free loopback ports. Containers are removed afterwards.
+    A plain function (a context manager) so that other apps' tests can make a
+    site too (builds pushes into it). Needs the database and the test image
+    settings (`use_test_images`). The mirror proxies `upstream_url`, has a
+    test-CA certificate for 127.0.0.1 and user ops/<password>; all ports are
+    free loopback ports. Containers are removed on exit.
     """
     from regions.models import DockerHost, Region
     from registries.models import ObjectStore, Registry, RegistryUser
@@ -298,7 +302,7 @@ def site(db, dockerd, use_test_images, s3_server, upstream_registry, test_ca):
     cert, key = test_ca.issue(("127.0.0.1", "localhost"))
     common = {"region": region, "host": host, "store": store, "debug_port": 0}
     mirror = Registry.objects.create(
-        name="mirror", kind="mirror", upstream_url=upstream_registry.url,
+        name="mirror", kind="mirror", upstream_url=upstream_url,
         port=free_port(), https_port=free_port(), gateway_port=free_port(),
         tls_certificate=cert.decode(), tls_private_key=key.decode(), **common,
     )  # fmt: skip
@@ -314,3 +318,10 @@ def site(db, dockerd, use_test_images, s3_server, upstream_registry, test_ca):
         yield Site(mirror, private, store, "ops", password)
     finally:
         remove_registry_containers(dockerd.client, [mirror.pk, private.pk])
+
+
+@pytest.fixture
+def site(db, dockerd, use_test_images, s3_server, upstream_registry, test_ca):
+    """A registry site in front of `upstream_registry` (see registry_site)."""
+    with registry_site(dockerd, s3_server, upstream_registry.url, test_ca) as made:
+        yield made
