@@ -3,7 +3,8 @@
 Metrics read the nginx and gateway access logs through `docker logs`; these
 tests prove that (1) the logs are bounded by json-file limits yet still read
 in full across rotated files, and (2) an apply that replaces those containers
-samples them before removing them, so a pull made just before still counts.
+(or a move to another host that removes them) samples them before removing
+them, so a pull made just before still counts.
 """
 
 import json
@@ -36,6 +37,19 @@ def pulled_blobs(directory: str) -> dict[str, int]:
     }
 
 
+def cold_pull(site, dockerd, cert_dir) -> dict[str, int]:
+    """Pull the upstream image through the mirror; its blobs once settled."""
+    target = scratch_dir()
+    creds = f"{site.user}:{site.password}"
+    pulled = pull_through(
+        f"127.0.0.1:{site.mirror.https_port}", UPSTREAM_IMAGE, target, creds, cert_dir
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    blobs = pulled_blobs(target)
+    settle(dockerd.client, site.mirror.pk, blobs)  # the mirror's second fetches
+    return blobs
+
+
 def test_replacing_nginx_and_gateway_keeps_their_requests_counted(
     site, dockerd, cert_dir, settings
 ):
@@ -52,14 +66,7 @@ def test_replacing_nginx_and_gateway_keeps_their_requests_counted(
             "Type": "json-file", "Config": {"max-size": "2k", "max-file": "20"},
         }, role  # fmt: skip
 
-    target = scratch_dir()
-    creds = f"{site.user}:{site.password}"
-    pulled = pull_through(
-        f"127.0.0.1:{mirror.https_port}", UPSTREAM_IMAGE, target, creds, cert_dir
-    )
-    assert pulled.returncode == 0, pulled.stderr
-    blobs = pulled_blobs(target)
-    settle(dockerd.client, mirror.pk, blobs)  # the mirror's second fetches
+    blobs = cold_pull(site, dockerd, cert_dir)
     log_path = dockerd.client.api.inspect_container(before["nginx"].id)["LogPath"]
     assert os.path.exists(log_path + ".1"), "the served log never rotated"
     assert not mirror.samples.exists()
@@ -80,3 +87,25 @@ def test_replacing_nginx_and_gateway_keeps_their_requests_counted(
     assert stats["bytes_served"] >= sum(blobs.values())
     assert stats["bytes_missed"] == sum(blobs.values())
     assert sum(blobs.values()) <= stats["bytes_upstream"] <= 1.05 * sum(blobs.values())
+
+
+def test_moving_to_another_host_counts_the_old_hosts_logs(site, dockerd, cert_dir):
+    from django.contrib.auth.models import User
+
+    from regions.models import DockerHost
+
+    mirror = site.mirror
+    services.registry_apply(mirror.pk)
+    blobs = cold_pull(site, dockerd, cert_dir)
+    old = owned(dockerd, mirror)
+    # Another host row (on the same engine, so the test needs one dockerd).
+    other = DockerHost.objects.create(
+        region=mirror.region, name="h2", docker_url=dockerd.url
+    )
+    admin = User.objects.create_user("mover")
+    mirror.refresh_from_db()
+    services.registry_save(admin, mirror, {"host": other}, via="api")
+    assert all(engine.inspect(dockerd.client, s.id) is None for s in old.values())
+    stats = metrics.registry_stats(mirror)
+    assert stats["requests"] == len(blobs) and stats["misses"] == len(blobs)
+    assert stats["bytes_missed"] == sum(blobs.values())
