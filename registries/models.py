@@ -32,7 +32,9 @@ class ObjectStore(TimeStamped):
     class Meta:
         ordering = ["region__slug", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["region", "name"], name="store_name_per_region")
+            models.UniqueConstraint(
+                fields=["region", "name"], name="store_name_per_region"
+            )
         ]
 
     def __str__(self) -> str:
@@ -56,7 +58,9 @@ class Registry(TimeStamped):
         MIRROR = "mirror", _("Mirror")  # pull-through proxy behind nginx
         PRIVATE = "private", _("Private")  # push registry on loopback
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="registries")
+    region = models.ForeignKey(
+        Region, on_delete=models.PROTECT, related_name="registries"
+    )
     host = models.ForeignKey(
         DockerHost, on_delete=models.PROTECT, related_name="registries"
     )
@@ -107,7 +111,9 @@ class Registry(TimeStamped):
         ordering = ["region__slug", "name"]
         verbose_name_plural = "registries"
         constraints = [
-            models.UniqueConstraint(fields=["region", "name"], name="registry_name_per_region")
+            models.UniqueConstraint(
+                fields=["region", "name"], name="registry_name_per_region"
+            )
         ]
 
     def __str__(self) -> str:
@@ -117,14 +123,18 @@ class Registry(TimeStamped):
 class RegistryUser(models.Model):
     """An htpasswd entry; the password is kept encrypted to re-render bcrypt."""
 
-    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="users")
+    registry = models.ForeignKey(
+        Registry, on_delete=models.CASCADE, related_name="users"
+    )
     username = models.CharField(max_length=100)
     password = EncryptedTextField()
 
     class Meta:
         ordering = ["username"]
         constraints = [
-            models.UniqueConstraint(fields=["registry", "username"], name="user_per_registry")
+            models.UniqueConstraint(
+                fields=["registry", "username"], name="user_per_registry"
+            )
         ]
 
     def __str__(self) -> str:
@@ -138,7 +148,9 @@ class RegistrySample(models.Model):
     from the upstream, bytes_served what clients really received.
     """
 
-    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="samples")
+    registry = models.ForeignKey(
+        Registry, on_delete=models.CASCADE, related_name="samples"
+    )
     sampled_at = models.DateTimeField(db_index=True)
     requests = models.BigIntegerField(default=0)
     hits = models.BigIntegerField(default=0)
@@ -154,6 +166,13 @@ class RegistrySample(models.Model):
     object_count = models.BigIntegerField(null=True, blank=True)
     abandoned_upload_bytes = models.BigIntegerField(null=True, blank=True)
     gateway_cache_bytes = models.BigIntegerField(null=True, blank=True)
+    # The upstream gateway at sampling time: its container running (None: not
+    # a mirror or not known), and the last error it logged in the interval
+    # (nginx error log or a 5xx answer; query strings cut, so no presigned
+    # signatures) with its time.
+    gateway_running = models.BooleanField(null=True, blank=True)
+    gateway_error = models.TextField(blank=True)
+    gateway_error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-sampled_at"]
@@ -163,7 +182,9 @@ class RegistrySample(models.Model):
 class RegistryEvent(models.Model):
     """A push or pull the registry reported through its notifications."""
 
-    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="events")
+    registry = models.ForeignKey(
+        Registry, on_delete=models.CASCADE, related_name="events"
+    )
     event_id = models.CharField(max_length=100)
     at = models.DateTimeField(db_index=True)
     action = models.CharField(max_length=20)  # push | pull | delete
