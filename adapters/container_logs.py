@@ -50,6 +50,33 @@ def _log_lines(client, name: str, since: float | None, until: float) -> LogChunk
     return LogChunk(lines=text.splitlines(), running=container.status == "running")
 
 
+def container_error_lines(
+    conn: HostConnection, refs: list[str], since: float | None, until: float
+) -> list[str]:
+    """stderr lines (nginx's error log) of the containers in [since, until]
+    (whole seconds around them), docker-timestamped; gone containers add
+    none."""
+    with engine_client(conn) as client:
+        return [line for ref in refs for line in _stderr(client, ref, since, until)]
+
+
+def _stderr(client, ref: str, since: float | None, until: float) -> list[str]:
+    try:
+        raw = client.api.logs(
+            ref,
+            stdout=False,
+            stderr=True,
+            timestamps=True,
+            since=math.floor(since) if since and since >= 1 else None,
+            until=math.ceil(until),
+        )
+    except NotFound:
+        return []
+    except APIError as exc:
+        raise HostUnreachable(f"logs of {ref}: {exc.explanation or exc}") from exc
+    return raw.decode("utf-8", errors="replace").splitlines()
+
+
 def volume_bytes(conn: HostConnection, name: str) -> int | None:
     """Disk used by a named volume, as the engine measures it (no exec, so
     it works with any image); None when the volume or the figure is missing."""

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from adapters.errors import AdapterError
 
+from .gateway_status import error_from_records, error_from_stderr, gateway_status
 from .groundtruth import Interval, LogRecord, docker_timestamp_ns, parse_line, summarize
 from .models import Registry, RegistrySample
 
@@ -32,6 +33,7 @@ COUNTERS = ("requests", "hits", "misses", "bytes_upstream", "bytes_served")
 # Also per interval, summed over a window: bytes_missed is amplification's
 # denominator, upstream_requests what reached the upstream (any kind).
 EXTRA_COUNTERS = ("bytes_missed", "upstream_requests")
+METERED = ("nginx", "gateway")  # the containers whose access logs count
 
 
 def container_name(registry_id: int, role: str) -> str:
@@ -99,30 +101,46 @@ def _store_gauges(registry, now: datetime) -> dict:
     return gauges
 
 
-def _gateway_gauge(conn, registry, running: bool) -> int | None:
-    """The gateway cache's disk use; None when the gateway is not running."""
-    if not running:
-        return None
-    from adapters.container_logs import volume_bytes
+def _gateway_fields(conn, registry, since, until, refs, upstream, running) -> dict:
+    """The gateway's columns of a sample: running, cache use, last error.
 
-    return volume_bytes(conn, gateway_cache_volume(registry.pk))
+    `refs`: the gateway containers whose stderr to read (current + retiring),
+    `upstream`: their access-log records of the window.
+    """
+    if registry.kind != Registry.Kind.MIRROR:
+        return {}
+    from adapters.container_logs import container_error_lines, volume_bytes
+
+    low, high = (_ns(since) if since else -1), _ns(until)
+    stderr = container_error_lines(
+        conn, refs, since.timestamp() if since else None, until.timestamp()
+    )
+    error = error_from_stderr(stderr, low, high) or error_from_records(upstream)
+    cache = volume_bytes(conn, gateway_cache_volume(registry.pk)) if running else None
+    return {
+        "gateway_running": running,
+        "gateway_cache_bytes": cache,
+        "gateway_error": error[0] if error else "",
+        "gateway_error_at": error[1] if error else None,
+    }
 
 
 def _interval(
     registry, conn, since, until, retiring: tuple[tuple[str, str], ...] = ()
-) -> tuple[Interval, bool]:
-    """Both sides' records of the window; is the (current) gateway running?"""
+) -> tuple[Interval, dict]:
+    """Both sides' records of the window counted, and the gateway's columns."""
     if registry.kind != Registry.Kind.MIRROR:
-        return Interval(), False
-    records, gw_running = [], False
-    for role in ("nginx", "gateway"):
-        found, running = _read(conn, container_name(registry.pk, role), since, until)
-        records += found
-        gw_running = running if role == "gateway" else gw_running
+        return Interval(), {}
+    gateway = container_name(registry.pk, "gateway")
+    served, _ = _read(conn, container_name(registry.pk, "nginx"), since, until)
+    upstream, running = _read(conn, gateway, since, until)
+    refs = [gateway]
     for role, ref in retiring:
-        if role in ("nginx", "gateway"):
-            records += _read(conn, ref, since, until)[0]
-    return summarize(records), gw_running
+        records = _read(conn, ref, since, until)[0] if role in METERED else []
+        (upstream if role == "gateway" else served).extend(records)
+        refs += [ref] if role == "gateway" else []
+    fields = _gateway_fields(conn, registry, since, until, refs, upstream, running)
+    return summarize(served + upstream), fields
 
 
 def registry_sample(
@@ -160,14 +178,12 @@ def registry_sample(
 
     conn = host_connection(registry.host)
     try:
-        interval, gw_running = _interval(registry, conn, since, until, retiring)
-        cache_bytes = _gateway_gauge(conn, registry, gw_running)
+        interval, gateway = _interval(registry, conn, since, until, retiring)
     except AdapterError as exc:
         log.warning("registry %s: not sampled: %s", registry_id, exc)
         return None
     fields = {name: getattr(interval, name) for name in (*COUNTERS, *EXTRA_COUNTERS)}
-    fields.update(_store_gauges(registry, until))
-    fields["gateway_cache_bytes"] = cache_bytes
+    fields.update(_store_gauges(registry, until), **gateway)
     return _create_if_current(registry, since, until, fields, lease)
 
 
@@ -188,30 +204,13 @@ def _create_if_current(registry, since, until, fields, lease: str):
     return RegistrySample.objects.create(registry=registry, sampled_at=until, **fields)
 
 
-def _gateway_status(registry, latest: RegistrySample | None) -> dict:
-    if registry.kind != Registry.Kind.MIRROR:
-        return {"status": "none"}
-    if latest is None:
-        state = "unknown"
-    elif latest.gateway_cache_bytes is None:
-        state = "down"
-    else:
-        state = "caching" if registry.gateway_enabled else "pass-through"
-    return {
-        "status": state,
-        "enabled": registry.gateway_enabled,
-        "port": registry.gateway_port,
-        "cache_bytes": latest.gateway_cache_bytes if latest else None,
-        "cache_max_bytes": registry.gateway_cache_max_mb * 1024 * 1024,
-    }
-
-
 def registry_stats(registry, window: timedelta = timedelta(hours=24)) -> dict:
     """Counters summed over `window`, the latest gauges, and the derived rates:
     hits = requests - misses; hit_rate = hits / requests;
     amplification = bytes_upstream / bytes_missed (cross-region bytes per
     pulled byte); bytes_saved = served - upstream."""
-    samples = registry.samples.filter(sampled_at__gt=timezone.now() - window)
+    start = timezone.now() - window
+    samples = registry.samples.filter(sampled_at__gt=start)
     sums = samples.aggregate(
         **{name: Sum(name) for name in (*COUNTERS, *EXTRA_COUNTERS)}
     )
@@ -233,7 +232,7 @@ def registry_stats(registry, window: timedelta = timedelta(hours=24)) -> dict:
         "abandoned_upload_bytes": latest.abandoned_upload_bytes if latest else None,
         "sampled_at": latest.sampled_at if latest else None,
         "window_seconds": int(window.total_seconds()),
-        "gateway": _gateway_status(registry, latest),
+        "gateway": gateway_status(registry, latest, start),
     }
 
 

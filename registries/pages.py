@@ -13,6 +13,7 @@ import zipfile
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from controlplane.models import AuditEvent
 
@@ -22,6 +23,13 @@ from .prewarm import mirror_endpoint
 
 log = logging.getLogger(__name__)
 WEEK = timedelta(days=7)
+# registry_stats' gateway status -> (what the pages say, badge class).
+GATEWAY_STATES = {
+    "caching": (_("caching"), "badge-ok"),
+    "pass-through": (_("pass-through (cache off)"), "badge-muted"),
+    "down": (_("not running"), "badge-bad"),
+    "unknown": (_("not measured yet"), "badge-muted"),
+}
 
 
 def stats_of(registry: Registry, window: timedelta = timedelta(hours=24)) -> dict:
@@ -35,9 +43,25 @@ def stats_of(registry: Registry, window: timedelta = timedelta(hours=24)) -> dic
         return {}
 
 
+def gateway_view(stats: dict) -> dict | None:
+    """The gateway part of the stats with its label and badge; None when the
+    registry has no gateway (a private registry) or stats are missing."""
+    gateway = stats.get("gateway") or {}
+    state = GATEWAY_STATES.get(gateway.get("status"))
+    if state is None:
+        return None
+    return {**gateway, "label": state[0], "badge": state[1]}
+
+
 def list_rows() -> list[dict]:
     registries = Registry.objects.select_related("region", "host", "store")
-    return [{"registry": r, "stats": stats_of(r)} for r in registries]
+    rows = []
+    for registry in registries:
+        stats = stats_of(registry)
+        rows.append(
+            {"registry": registry, "stats": stats, "gateway": gateway_view(stats)}
+        )
+    return rows
 
 
 def endpoints(registry: Registry) -> list[tuple[str, str]]:
@@ -121,12 +145,14 @@ def recent_prewarms(registry: Registry, limit: int = 5):
 
 def detail_context(registry: Registry) -> dict:
     files, files_error = rendered_files(registry)
+    stats = stats_of(registry)
     return {
         "registry": registry,
         "endpoints": endpoints(registry),
         "checks": health_checks(registry),
         "tls_days_left": tls_days_left(registry),
-        "stats": stats_of(registry),
+        "stats": stats,
+        "gateway": gateway_view(stats),
         "stats_7d": stats_of(registry, WEEK),
         "bytes_saved_7d": selectors.bytes_saved(registry, WEEK),
         "chart": chart_data(registry),

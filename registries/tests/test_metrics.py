@@ -54,6 +54,9 @@ def captured_logs(monkeypatch):
 
     monkeypatch.setattr(container_logs, "container_log_lines", fake_lines)
     monkeypatch.setattr(container_logs, "volume_bytes", lambda conn, name: 4096)
+    monkeypatch.setattr(
+        container_logs, "container_error_lines", lambda conn, refs, s, u: []
+    )
     return lines, reads
 
 

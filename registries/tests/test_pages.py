@@ -144,6 +144,58 @@ def test_detail_shows_health_reason_endpoints_metrics_and_events(viewer, mirror)
     assert len(chart["hit_rate_7d"]) > 0 and "storage_7d" in chart
 
 
+def _gateway_sample(registry, running: bool = True, error: str = ""):
+    now = timezone.now()
+    RegistrySample.objects.create(
+        registry=registry, sampled_at=now - timedelta(minutes=1), requests=10,
+        misses=1, bytes_served=9_000_000, bytes_upstream=2_000_000,
+        bytes_missed=1_000_000, gateway_running=running,
+        gateway_cache_bytes=3 * 1024 * 1024 if running else None,
+        gateway_error=error, gateway_error_at=now - timedelta(minutes=2),
+    )  # fmt: skip
+
+
+def test_detail_shows_amplification_beside_the_hit_rate_and_the_gateway(
+    viewer, mirror
+):
+    Registry.objects.filter(pk=mirror.pk).update(gateway_cache_max_mb=100)
+    _gateway_sample(mirror, error="[error] connect() failed (111: refused)")
+    page = viewer.get(f"/registries/{mirror.pk}/").content.decode()
+
+    order = [
+        page.index(f'data-testid="{testid}"')
+        for testid in ("hit-rate-24h", "amplification", "hit-rate-7d")
+    ]
+    assert order == sorted(order)  # amplification right after the hit rate
+    assert 'data-testid="hit-rate-24h">90.0%' in page
+    assert 'data-testid="amplification">2.00×' in page
+    gateway = page[page.index('id="registry-gateway"') :]
+    assert 'data-testid="gateway-status">caching' in gateway
+    assert 'data-testid="gateway-running">running' in gateway
+    assert "3.0\xa0MB of 100.0\xa0MB" in gateway
+    assert "connect() failed (111: refused)" in gateway
+    assert "cache off" not in gateway
+
+
+def test_detail_shows_a_stopped_pass_through_gateway(viewer, mirror):
+    Registry.objects.filter(pk=mirror.pk).update(gateway_enabled=False)
+    _gateway_sample(mirror, running=False)
+    page = viewer.get(f"/registries/{mirror.pk}/").content.decode()
+    gateway = page[page.index('id="registry-gateway"') :]
+    assert 'data-testid="gateway-status">not running' in gateway
+    assert "not running</span></dd>" in gateway
+    assert "limit 10.0\xa0GB" in gateway and "(cache off)" in gateway
+    assert 'data-testid="gateway-error"><span class="muted">none' in gateway
+
+
+def test_the_list_shows_each_mirrors_gateway(viewer, mirror):
+    _gateway_sample(mirror)
+    Registry.objects.filter(pk=mirror.pk).update(gateway_enabled=False)
+    page = viewer.get("/registries/").content.decode()
+    row = page[page.index(f'data-registry="{mirror.pk}"') :]
+    assert "pass-through (cache off)" in row[: row.index("</tr>")]
+
+
 def test_detail_shows_rendered_files_with_secrets_masked(viewer, mirror):
     page = viewer.get(f"/registries/{mirror.pk}/").content.decode()
     assert 'data-file="registry/config.yml"' in page
@@ -237,7 +289,7 @@ def test_admin_export_with_secrets_is_audited(admin, mirror):
     assert AuditEvent.objects.filter(action="export_secrets").exists()
 
 
-# -- forms -------------------------------------------------------------------------------
+# -- forms ---------------------------------------------------------------------
 @pytest.fixture
 def oss():
     with OssStandin() as standin:

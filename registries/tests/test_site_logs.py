@@ -109,3 +109,32 @@ def test_moving_to_another_host_counts_the_old_hosts_logs(site, dockerd, cert_di
     stats = metrics.registry_stats(mirror)
     assert stats["requests"] == len(blobs) and stats["misses"] == len(blobs)
     assert stats["bytes_missed"] == sum(blobs.values())
+
+
+def test_an_unreachable_upstream_shows_as_the_gateways_last_error(
+    site, dockerd, upstream_registry, cert_dir, settings, client
+):
+    from django.contrib.auth.models import User
+
+    settings.FERRY_REGISTRY_LOG_LAG = 0
+    mirror = site.mirror
+    services.registry_apply(mirror.pk)
+    upstream_registry.remove()
+    creds = f"{site.user}:{site.password}"
+    pulled = pull_through(
+        f"127.0.0.1:{mirror.https_port}", UPSTREAM_IMAGE, scratch_dir(), creds, cert_dir
+    )
+    assert pulled.returncode != 0
+    metrics.registry_sample(mirror.pk)
+    gateway = metrics.registry_stats(mirror)["gateway"]
+    assert gateway["status"] == "caching" and gateway["running"] is True
+    assert "connect() failed" in gateway["last_error"], gateway
+    assert "Connection refused" in gateway["last_error"]
+    assert gateway["cache_max_bytes"] == mirror.gateway_cache_max_mb * 1024 * 1024
+
+    client.force_login(User.objects.create_user("watcher"))
+    page = client.get(f"/registries/{mirror.pk}/").content.decode()
+    shown = page[page.index('id="registry-gateway"') :]
+    assert 'data-testid="gateway-status">caching' in shown
+    assert 'data-testid="gateway-running">running' in shown
+    assert "connect() failed (111: Connection refused)" in shown
