@@ -178,6 +178,9 @@ class RegistrySample(models.Model):
         ordering = ["-sampled_at"]
         get_latest_by = "sampled_at"
 
+    def __str__(self) -> str:
+        return f"{self.registry_id} @ {self.sampled_at:%Y-%m-%d %H:%M:%S}"
+
 
 class RegistryEvent(models.Model):
     """A push or pull the registry reported through its notifications."""
@@ -200,3 +203,6 @@ class RegistryEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["registry", "event_id"], name="event_once")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.repository}:{self.tag or self.digest}"

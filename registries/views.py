@@ -34,7 +34,7 @@ def _service(name: str):
     return getattr(import_module("registries.services"), name)
 
 
-# -- reading ---------------------------------------------------------------------------
+# -- reading ------------------------------------------------------------------
 def registry_list(request):
     context = {
         "rows": pages.list_rows(),
@@ -75,7 +75,7 @@ def registry_export(request, pk: int):
     return response
 
 
-# -- operator actions ------------------------------------------------------------------------
+# -- operator actions ---------------------------------------------------------
 @require_POST
 @operator_required
 def registry_apply(request, pk: int):
@@ -110,7 +110,7 @@ def registry_prewarm(request, pk: int):
     return redirect("registries:registry_detail", pk=pk)
 
 
-# -- admin actions -----------------------------------------------------------------------------
+# -- admin actions ------------------------------------------------------------
 @require_POST
 @admin_required
 def registry_rotate_password(request, pk: int):
@@ -203,7 +203,7 @@ def _edit(request, form_class, instance, detail: str | None):
     return render(request, template, {"form": form, "object": instance})
 
 
-# -- notifications from the registry containers ---------------------------------------
+# -- notifications from the registry containers -------------------------------
 @csrf_exempt
 @login_not_required
 @require_POST

@@ -155,9 +155,7 @@ def _gateway_sample(registry, running: bool = True, error: str = ""):
     )  # fmt: skip
 
 
-def test_detail_shows_amplification_beside_the_hit_rate_and_the_gateway(
-    viewer, mirror
-):
+def test_detail_shows_amplification_beside_the_hit_rate_and_the_gateway(viewer, mirror):
     Registry.objects.filter(pk=mirror.pk).update(gateway_cache_max_mb=100)
     _gateway_sample(mirror, error="[error] connect() failed (111: refused)")
     page = viewer.get(f"/registries/{mirror.pk}/").content.decode()
