@@ -7,6 +7,7 @@ the Celery hand-off. The site's shared http.secret lives on the ObjectStore
 """
 
 import copy
+import logging
 import secrets
 
 from django.core.exceptions import ValidationError
@@ -28,6 +29,8 @@ from .health import registry_health_check
 from .models import Registry, RegistryStatus, RegistryUser
 from .site import ROLE_ORDER, container_name, gateway_cache_volume, owner_label
 from .validators import validate_registry
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ApplyBusy",
@@ -221,7 +224,10 @@ def _stop_and_sample(client, registry: Registry, states) -> None:
             for s in metered
             if s.name != container_name(registry.pk, s.labels["ferry.role"])
         )
-        registry_sample(registry.pk, flush=True, retiring=renamed)
+        try:
+            registry_sample(registry.pk, flush=True, retiring=renamed)
+        except Exception:  # noqa: BLE001 - metrics must not block the move
+            log.exception("registry %s: sample before removal failed", registry.pk)
 
 
 def registry_validate(registry: Registry) -> None:
