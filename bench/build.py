@@ -172,6 +172,10 @@ def report(runs: int, ferry: list, raw: list, cold: list, warm: list) -> None:
     print(f"  Ferry docker-executor build, warm cache : {f_wall:6.2f}")
     print(f"  raw git clone + docker run + build + push: {r_wall:6.2f}")
     print(f"  ratio Ferry / raw                        : {f_wall / r_wall:6.2f}")
+    # Each Ferry build runs right before a raw one: the median of those
+    # pairs' ratios shrugs off the machine's drift between pairs.
+    pairs = median(f / r for (f, _t), (r, _u) in zip(ferry, raw, strict=True))
+    print(f"  ratio Ferry / raw, median of pairs       : {pairs:6.2f}")
     names = ("queue", "source", "dependencies", "build", "push")
     phases = {k: round(median(t[k] for _w, t in ferry), 2) for k in names}
     print(f"  Ferry phases: {phases}")

@@ -64,4 +64,6 @@ class CacheMeter:
                 return agent_cache_size(client, self.agent)
         except AdapterError as exc:
             self.errors.append(exc.reason)
-            return {}
+        except Exception as exc:  # noqa: BLE001 - e.g. the engine went away mid-call
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+        return {}

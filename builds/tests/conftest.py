@@ -131,18 +131,26 @@ def build_cluster(db, dockerd, test_images, registry_server):
         store=store,
         port=registry_server,
     )
+    cluster = make_cluster(registry, test_images.busybox)
+    yield cluster
+    remove_cluster_objects(dockerd.client, cluster.pk)
+
+
+def make_cluster(registry: Registry, agent_image: str) -> BuildCluster:
+    """A docker-executor cluster on the registry's host, pushing to it, with
+    java and node agents of `agent_image`."""
     cluster = BuildCluster.objects.create(
-        region=region, host=host, name="builders", registry=registry
-    )
+        region=registry.region, host=registry.host, name="builders",
+        registry=registry,
+    )  # fmt: skip
     for kind, path in (("java", "/root/.m2"), ("node", "/root/.npm")):
         BuildAgent.objects.create(
-            cluster=cluster, kind=kind, image=test_images.busybox, cache_paths=[path]
+            cluster=cluster, kind=kind, image=agent_image, cache_paths=[path]
         )
-    yield cluster
-    _remove_cluster_objects(dockerd.client, cluster.pk)
+    return cluster
 
 
-def _remove_cluster_objects(client, cluster_id: int) -> None:
+def remove_cluster_objects(client, cluster_id: int) -> None:
     """Containers and volumes the test's cluster left on the engine."""
     label = f"ferry.cluster={cluster_id}"
     for container in client.containers.list(all=True, filters={"label": label}):
@@ -151,17 +159,22 @@ def _remove_cluster_objects(client, cluster_id: int) -> None:
         volume.remove(force=True)
 
 
-@pytest.fixture
-def project(build_cluster, git_project):
+def make_project(cluster: BuildCluster, git_url: str) -> Project:
+    """The sample project (java agent, simulated Maven download) on `cluster`."""
     return Project.objects.create(
-        cluster=build_cluster,
+        cluster=cluster,
         agent_kind="java",
         name=f"shop-{uuid.uuid4().hex[:6]}",
-        git_url=git_project.url,
+        git_url=git_url,
         default_ref="main",
         dependency_command=DEPENDENCY_COMMAND,
         image_repository="team/shop",
     )
+
+
+@pytest.fixture
+def project(build_cluster, git_project):
+    return make_project(build_cluster, git_project.url)
 
 
 def make_user(username: str, role: str | None) -> User:
