@@ -166,6 +166,15 @@ class AgentForm(AuditedModelForm):
             del self.fields["clear_settings_xml"]
         if cluster.executor != BuildCluster.Executor.JENKINS:
             del self.fields["image_confirmed"]
+        # Each checkbox right below the field it is about.
+        self.order_fields(
+            ["kind", "image", "image_confirmed", "cache_paths", "settings_xml",
+             "clear_settings_xml"]
+        )  # fmt: skip
+
+    def clean_settings_xml(self) -> str:
+        # Browsers send a textarea's line breaks as CRLF; store the file as typed.
+        return self.cleaned_data["settings_xml"].replace("\r\n", "\n")
 
     def clean_kind(self) -> str:
         kind = self.cleaned_data["kind"]
