@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.contrib.auth.models import Group, User
 
 from builds.models import BuildAgent, BuildCluster, Project
 from controlplane.testing.ports import free_port
+from controlplane.testing.users import user_with_role
 from controlplane.testing.wait import wait_for
 from regions.models import DockerHost, Region
 from registries.models import ObjectStore, Registry
@@ -177,23 +177,16 @@ def project(build_cluster, git_project):
     return make_project(build_cluster, git_project.url)
 
 
-def make_user(username: str, role: str | None) -> User:
-    user = User.objects.create_user(username, password="pw-" + username)
-    if role:
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
-
-
 @pytest.fixture
 def viewer(db):
-    return make_user("vera", "viewer")
+    return user_with_role("vera", "viewer")
 
 
 @pytest.fixture
 def operator(db):
-    return make_user("otto", "operator")
+    return user_with_role("otto", "operator")
 
 
 @pytest.fixture
 def admin_user(db):
-    return make_user("ada", "admin")
+    return user_with_role("ada", "admin")

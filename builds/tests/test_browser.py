@@ -6,14 +6,11 @@ build runs (log arriving by htmx polling) and after it ends (polling gone).
 Screenshots land in artifacts/screenshots/ for a human to look at.
 """
 
-import os
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 
 from builds.executors.docker import cache_volume_name
 from builds.models import Build, BuildStatus
+from controlplane.testing.browser import chromium_page, login, shot
 from controlplane.testing.wait import wait_for
 
 from .test_worker_builds import WAIT_FOR_RELEASE, release
@@ -24,38 +21,11 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
-]  # fmt: skip
-SHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
-
 
 @pytest.fixture
-def browser_page(monkeypatch):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(20_000)
-            page.bad = []
-            page.on(
-                "response",
-                lambda r: r.status >= 400 and page.bad.append((r.status, r.url)),
-            )
-            yield page
-        finally:
-            browser.close()
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+def browser_page():
+    with chromium_page(height=900, timeout_ms=20_000) as page:
+        yield page
 
 
 def test_build_button_live_log_and_trend_chart(
@@ -65,10 +35,7 @@ def test_build_button_live_log_and_trend_chart(
     project.dependency_command = WAIT_FOR_RELEASE
     project.save()
     page = browser_page
-    page.goto(live_server.url + "/login/")
-    page.fill("input[name=username]", operator.username)
-    page.fill("input[name=password]", "pw-" + operator.username)
-    page.click(".login button[type=submit]")
+    login(page, live_server.url, operator.username)
 
     page.goto(f"{live_server.url}/builds/projects/{project.pk}/")
     page.fill("[data-testid=build-form] input[name=ref]", "main")

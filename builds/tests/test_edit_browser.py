@@ -7,22 +7,16 @@ Screenshots land in artifacts/screenshots/ for a human to look at.
 import pytest
 
 from builds.models import JENKINS_AGENT_IMAGE, BuildAgent, BuildCluster, Project
+from controlplane.testing.browser import login, shot
+from controlplane.testing.users import user_with_role
 from regions.models import DockerHost, Region
 
-from .conftest import make_user
-from .test_browser import browser_page, shot  # noqa: F401 - browser_page: a fixture
+from .test_browser import browser_page  # noqa: F401 - a fixture
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def login(page, url: str, user) -> None:
-    page.goto(url + "/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", "pw-" + user.username)
-    page.click(".login button[type=submit]")
 
 
 def field_error(page, name: str) -> str:
@@ -47,7 +41,7 @@ def test_admin_agent_form_and_operator_project_form_in_the_browser(
     )
     page = browser_page
 
-    login(page, live_server.url, make_user("ada", "admin"))
+    login(page, live_server.url, user_with_role("ada", "admin").username)
     page.goto(f"{live_server.url}/builds/agents/{agent.pk}/edit/")
     page.fill("#id_image", "maven:3-eclipse-temurin-21")
     page.fill("#id_settings_xml", "<settings>\n  <mirrors/>\n</settings>\n")
@@ -65,7 +59,7 @@ def test_admin_agent_form_and_operator_project_form_in_the_browser(
     assert agent.settings_xml == "<settings>\n  <mirrors/>\n</settings>\n"
 
     page.context.clear_cookies()
-    login(page, live_server.url, make_user("otto", "operator"))
+    login(page, live_server.url, user_with_role("otto", "operator").username)
     page.goto(f"{live_server.url}/builds/clusters/{cluster.pk}/")
     assert page.locator("[data-testid=edit-cluster]").count() == 0
     page.click("[data-testid=add-project]")

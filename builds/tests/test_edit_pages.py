@@ -11,11 +11,10 @@ import pytest
 
 from builds.models import JENKINS_AGENT_IMAGE, BuildAgent, BuildCluster, Project
 from controlplane.models import AuditEvent
+from controlplane.testing.users import user_with_role
 from controlplane.tests.apiclient import field_errors, token_client
 from regions.models import DockerHost, Region
 from registries.models import ObjectStore, Registry
-
-from .conftest import make_user
 
 pytestmark = pytest.mark.django_db
 TOKEN = "jenkins-token-XYZ-123"
@@ -69,7 +68,7 @@ def jenkins_cluster(region, host):
 
 
 def as_role(client, role: str):
-    client.force_login(make_user(f"u-{role}", role))
+    client.force_login(user_with_role(f"u-{role}", role))
     return client
 
 

@@ -1,16 +1,11 @@
 """Helpers for API tests: users with a role and clients holding their token."""
 
-from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
+from controlplane.testing.users import user_with_role
 from controlplane.tokens import token_create
 
-
-def user_with_role(username: str, role: str | None) -> User:
-    user = User.objects.create_user(username, password="pw-" + username)
-    if role:
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
+__all__ = ["bearer_client", "field_errors", "token_client", "user_with_role"]
 
 
 def bearer_client(raw: str) -> APIClient:

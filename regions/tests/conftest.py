@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Group, User
 from django.core.management import call_command
+
+from controlplane.testing.users import user_with_role
 
 LOCALE_PO = Path(settings.BASE_DIR) / "locale/zh_Hans/LC_MESSAGES/django.po"
 
@@ -27,26 +28,19 @@ def compiled_catalogue():
     trans_real._active = trans_real.Local()
 
 
-def make_user(username: str, role: str | None) -> User:
-    user = User.objects.create_user(username, password="pw-" + username)
-    if role:
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
-
-
 @pytest.fixture
 def viewer(db):
-    return make_user("vera", "viewer")
+    return user_with_role("vera", "viewer")
 
 
 @pytest.fixture
 def operator(db):
-    return make_user("otto", "operator")
+    return user_with_role("otto", "operator")
 
 
 @pytest.fixture
 def ferry_admin(db):
-    return make_user("ada", "admin")
+    return user_with_role("ada", "admin")
 
 
 def _client_for(client, user):

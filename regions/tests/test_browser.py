@@ -4,56 +4,24 @@ Screenshots land in artifacts/screenshots/ (gitignored) for a human to look at.
 """
 
 import io
-import os
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
+from controlplane.testing.browser import chromium_page, login, shot
 from regions.models import DockerHost, HostStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
-SHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
 MISSING_SOCKET = "unix:///nonexistent/ferry-browser-test/docker.sock"
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
+def browser_page():
     """A Chromium page; every 4xx/5xx response is collected in `page.bad`."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls
-    # the test makes between page actions are plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 820})
-            page.set_default_timeout(15_000)
-            page.bad = []
-            page.on(
-                "response",
-                lambda r: r.status >= 400 and page.bad.append((r.status, r.url)),
-            )
-            yield page
-        finally:
-            browser.close()
+    with chromium_page(height=820, timeout_ms=15_000) as page:
+        yield page
 
 
 @pytest.fixture
@@ -66,18 +34,12 @@ def topology(transactional_db):
     return user
 
 
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
 def test_login_overview_host_page_and_chinese(live_server, topology, browser_page):
     page = browser_page
     page.goto(live_server.url + "/")
     assert "/login/" in page.url  # every page needs a login
     shot(page, "01-login")
-    page.fill("input[name=username]", "olga")
-    page.fill("input[name=password]", "olga-pass-123")
-    page.click(".login button[type=submit]")
+    login(page, live_server.url, "olga", "olga-pass-123")
     page.wait_for_selector("#region-cn-hongkong")
 
     for slug in ("cn-hangzhou", "cn-hongkong", "us-west-1"):
@@ -140,10 +102,7 @@ def test_admin_forms_and_token_shown_once(live_server, topology, browser_page):
     page = browser_page
     user = User.objects.create_user("ana", password="ana-pass-123")
     user.groups.add(Group.objects.get_or_create(name="admin")[0])
-    page.goto(live_server.url + "/login/")
-    page.fill("input[name=username]", "ana")
-    page.fill("input[name=password]", "ana-pass-123")
-    page.click(".login button[type=submit]")
+    login(page, live_server.url, "ana", "ana-pass-123")
     page.wait_for_selector("#region-cn-hongkong")
 
     page.click("nav >> text=Hosts")

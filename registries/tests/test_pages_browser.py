@@ -4,26 +4,18 @@ hit-rate and storage charts from the JSON the page embeds.
 Screenshots land in artifacts/screenshots/ (gitignored) for a human to look at.
 """
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
+from controlplane.testing.browser import chromium_page, login, shot
 from regions.models import DockerHost, Region
 from registries.models import ObjectStore, Registry, RegistryEvent, RegistrySample
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]  # fmt: skip
-SHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
 # Non-transparent pixels of a canvas: 0 means Chart.js drew nothing.
 PAINTED = """(id) => {
   const c = document.getElementById(id);
@@ -33,22 +25,9 @@ PAINTED = """(id) => {
 
 
 @pytest.fixture
-def page(monkeypatch):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1280, "height": 900})
-            tab.set_default_timeout(15_000)
-            tab.errors = []
-            tab.on("pageerror", lambda exc: tab.errors.append(str(exc)))
-            yield tab
-        finally:
-            browser.close()
+def page():
+    with chromium_page(height=900, timeout_ms=15_000) as tab:
+        yield tab
 
 
 @pytest.fixture
@@ -82,10 +61,7 @@ def mirror_with_history(transactional_db):
 
 
 def test_the_detail_page_draws_its_charts(live_server, mirror_with_history, page):
-    page.goto(live_server.url + "/login/")
-    page.fill("input[name=username]", "olga")
-    page.fill("input[name=password]", "olga-pass-123")
-    page.click(".login button[type=submit]")
+    login(page, live_server.url, "olga", "olga-pass-123")
     page.goto(f"{live_server.url}/registries/{mirror_with_history.pk}/")
     page.wait_for_function("typeof Chart !== 'undefined'")
 
@@ -93,4 +69,4 @@ def test_the_detail_page_draws_its_charts(live_server, mirror_with_history, page
         assert page.evaluate(PAINTED, canvas) > 500, canvas
     assert page.errors == []
     assert "team/app" in page.inner_text("#top-repositories")
-    page.screenshot(path=str(SHOTS / "registry-detail.png"), full_page=True)
+    shot(page, "registry-detail")
