@@ -21,26 +21,18 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from controlplane.page_auth import admin_required, operator_required
+from controlplane.page_views import form_save, fresh_copy
 
 from . import services
 from .forms import AgentForm, ClusterForm, ProjectForm
 from .models import BuildAgent, BuildCluster, Project
 
 
-def _fresh(instance):
-    """A copy of the stored row for the form (validation must not touch ours)."""
-    if instance.pk:
-        return type(instance).objects.get(pk=instance.pk)
-    return instance
-
-
 def _edit(request, form, page: dict, done):
     """Validate and save through the form's service; else show the errors."""
-    if request.method == "POST" and form.is_valid():
-        saved = form.save_audited(request.user, via="ui")
-        if saved is not None:
-            messages.success(request, _("Saved %(object)s.") % {"object": saved})
-            return redirect(done(saved))
+    saved = form_save(request, form)
+    if saved is not None:
+        return redirect(done(saved))
     context = {"form": form, **page}
     status = 400 if form.is_bound else 200
     return render(request, "builds/edit_form.html", context, status=status)
@@ -61,7 +53,7 @@ def cluster_create(request):
 @admin_required
 def cluster_edit(request, pk: int):
     cluster = get_object_or_404(BuildCluster, pk=pk)
-    form = ClusterForm(request.POST or None, instance=_fresh(cluster))
+    form = ClusterForm(request.POST or None, instance=fresh_copy(cluster))
     page = {
         "title": _("Edit build cluster %(name)s") % {"name": cluster.name},
         "crumbs": [(str(cluster), _cluster_url(cluster))],
@@ -97,7 +89,7 @@ def agent_create(request, pk: int):
 def agent_edit(request, pk: int):
     agent = get_object_or_404(BuildAgent.objects.select_related("cluster"), pk=pk)
     cluster = agent.cluster
-    form = AgentForm(request.POST or None, instance=_fresh(agent), cluster=cluster)
+    form = AgentForm(request.POST or None, instance=fresh_copy(agent), cluster=cluster)
     title = _("Edit agent %(kind)s of %(name)s") % {
         "kind": agent.kind,
         "name": cluster.name,
@@ -139,7 +131,7 @@ def project_create(request):
 @operator_required
 def project_edit(request, pk: int):
     project = get_object_or_404(Project, pk=pk)
-    form = ProjectForm(request.POST or None, instance=_fresh(project))
+    form = ProjectForm(request.POST or None, instance=fresh_copy(project))
     page = {
         "title": _("Edit project %(name)s") % {"name": project.name},
         "crumbs": [(project.name, _project_url(project))],

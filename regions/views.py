@@ -7,7 +7,6 @@ regions needs admin, "check now" needs operator. Writes go through services.
 from importlib import import_module
 
 from django.contrib import messages
-from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -15,7 +14,7 @@ from django.views.decorators.http import require_POST
 from controlplane import audit
 from controlplane.models import AuditEvent
 from controlplane.page_auth import admin_required, operator_required
-from controlplane.services import object_delete
+from controlplane.page_views import delete_or_refuse, form_save, fresh_copy
 
 from .cards import region_cards
 from .forms import HostForm, RegionForm
@@ -123,30 +122,21 @@ def region_delete(request, slug: str):
 
 def _edit(request, form_class, instance, template: str):
     """Shared create/edit flow: validate, save through object_save, redirect."""
-    # The form edits its own copy: a rejected edit must not leak into the
-    # page's links (e.g. a changed slug in the delete URL).
-    copy = type(instance).objects.get(pk=instance.pk) if instance.pk else instance
-    form = form_class(request.POST or None, instance=copy)
-    if request.method == "POST" and form.is_valid():
-        saved = form.save_audited(request.user, via="ui")
-        if saved is not None:
-            messages.success(request, _("Saved %(object)s.") % {"object": saved})
-            if isinstance(saved, DockerHost):
-                return redirect("regions:host_detail", pk=saved.pk)
-            return redirect("regions:overview")
+    form = form_class(request.POST or None, instance=fresh_copy(instance))
+    saved = form_save(request, form)
+    if isinstance(saved, DockerHost):
+        return redirect("regions:host_detail", pk=saved.pk)
+    if saved is not None:
+        return redirect("regions:overview")
     return render(request, template, {"form": form, "object": instance})
 
 
 def _delete(request, instance, back: str, back_kwargs: dict):
-    try:
-        object_delete(request.user, instance, via="ui")
-    except ProtectedError:
-        messages.error(
-            request,
-            _("%(object)s is still in use and was not deleted.") % {"object": instance},
-        )
+    in_use = _("%(object)s is still in use and was not deleted.") % {
+        "object": instance
+    }
+    if not delete_or_refuse(request, instance, in_use):
         return redirect(back, **back_kwargs)
-    messages.success(request, _("Deleted %(object)s.") % {"object": instance})
     if isinstance(instance, DockerHost):
         return redirect("regions:host_list")
     return redirect("regions:overview")

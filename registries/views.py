@@ -11,7 +11,6 @@ from importlib import import_module
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
-from django.db.models import ProtectedError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -22,7 +21,7 @@ from controlplane import audit
 from controlplane.auth import has_role
 from controlplane.models import Role
 from controlplane.page_auth import admin_required, operator_required
-from controlplane.services import object_delete
+from controlplane.page_views import delete_or_refuse, form_save, fresh_copy
 
 from . import pages
 from .forms import ObjectStoreForm, PrewarmForm, RegistryForm, RotatePasswordForm
@@ -173,28 +172,20 @@ def store_edit(request, pk: int):
 @admin_required
 def store_delete(request, pk: int):
     store = get_object_or_404(ObjectStore, pk=pk)
-    try:
-        object_delete(request.user, store, via="ui")
-    except ProtectedError:
-        messages.error(
-            request, _("%(object)s is still used by registries.") % {"object": store}
-        )
+    in_use = _("%(object)s is still used by registries.") % {"object": store}
+    if not delete_or_refuse(request, store, in_use):
         return redirect("registries:store_edit", pk=pk)
-    messages.success(request, _("Deleted %(object)s.") % {"object": store})
     return redirect("registries:registry_list")
 
 
 def _edit(request, form_class, instance, detail: str | None):
     """Create/edit: validate, save through the service, redirect; errors stay."""
-    copy = type(instance).objects.get(pk=instance.pk) if instance.pk else instance
-    form = form_class(request.POST or None, instance=copy)
-    if request.method == "POST" and form.is_valid():
-        saved = form.save_audited(request.user, via="ui")
-        if saved is not None:
-            messages.success(request, _("Saved %(object)s.") % {"object": saved})
-            if detail:
-                return redirect(detail, pk=saved.pk)
-            return redirect("registries:registry_list")
+    form = form_class(request.POST or None, instance=fresh_copy(instance))
+    saved = form_save(request, form)
+    if saved is not None and detail:
+        return redirect(detail, pk=saved.pk)
+    if saved is not None:
+        return redirect("registries:registry_list")
     template = (
         "registries/registry_form.html"
         if form_class is RegistryForm
