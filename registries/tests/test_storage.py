@@ -30,6 +30,13 @@ def _store(**fields) -> ObjectStore:
     return ObjectStore(**{**defaults, **fields})
 
 
+def _refusal(store: ObjectStore, field: str) -> str:
+    """The reason check_store gives for refusing `store`, blaming `field`."""
+    check = check_store(store)
+    assert (check.ok, check.field) == (False, field)
+    return check.reason
+
+
 # -- OSS through the stand-in ------------------------------------------------------
 @pytest.fixture
 def oss():
@@ -54,32 +61,27 @@ def test_oss_check_passes_with_valid_credentials(oss):
 
 
 def test_oss_wrong_secret_is_credentials_rejected(oss):
-    check = check_store(_oss_store(oss, secret_access_key="not-the-secret"))
-    assert not check.ok
-    assert check.field == "secret_access_key"
-    assert check.reason.startswith("credentials rejected")
-    assert "SignatureDoesNotMatch" in check.reason
+    store = _oss_store(oss, secret_access_key="not-the-secret")
+    reason = _refusal(store, "secret_access_key")
+    assert reason.startswith("credentials rejected")
+    assert "SignatureDoesNotMatch" in reason
 
 
 def test_oss_unknown_access_key_is_credentials_rejected(oss):
-    check = check_store(_oss_store(oss, access_key_id="nobody"))
-    assert (check.ok, check.field) == (False, "access_key_id")
-    assert check.reason.startswith("credentials rejected")
+    reason = _refusal(_oss_store(oss, access_key_id="nobody"), "access_key_id")
+    assert reason.startswith("credentials rejected")
 
 
 def test_oss_missing_bucket_is_named(oss):
-    check = check_store(_oss_store(oss, bucket="no-such-bucket"))
-    assert (check.ok, check.field) == (False, "bucket")
-    assert check.reason.startswith("bucket missing")
+    reason = _refusal(_oss_store(oss, bucket="no-such-bucket"), "bucket")
+    assert reason.startswith("bucket missing")
 
 
 def test_oss_read_only_key_is_access_denied_for_writes(oss):
     store = _oss_store(
         oss, access_key_id="reader-ak", secret_access_key="reader-secret"
     )
-    check = check_store(store)
-    assert (check.ok, check.field) == (False, "bucket")
-    assert check.reason.startswith("access denied: cannot write")
+    assert _refusal(store, "bucket").startswith("access denied: cannot write")
 
 
 def test_oss_endpoint_down_is_unreachable():
@@ -89,9 +91,7 @@ def test_oss_endpoint_down_is_unreachable():
         access_key_id="ak",
         secret_access_key="sk",
     )
-    check = check_store(store)
-    assert (check.ok, check.field) == (False, "endpoint")
-    assert check.reason.startswith("endpoint unreachable")
+    assert _refusal(store, "endpoint").startswith("endpoint unreachable")
     with pytest.raises(StorageUnreachable):
         store_usage(store)
 
@@ -216,21 +216,18 @@ def test_s3_check_passes_with_valid_credentials(s3_iam):
 
 
 def test_s3_wrong_secret_is_credentials_rejected(s3_iam):
-    check = check_store(_s3_store(s3_iam, secret_access_key="wrong"))
-    assert (check.ok, check.field) == (False, "secret_access_key")
-    assert check.reason.startswith("credentials rejected")
+    reason = _refusal(_s3_store(s3_iam, secret_access_key="wrong"), "secret_access_key")
+    assert reason.startswith("credentials rejected")
 
 
 def test_s3_missing_bucket_is_named(s3_iam):
-    check = check_store(_s3_store(s3_iam, bucket="no-such-bucket"))
-    assert (check.ok, check.field) == (False, "bucket")
-    assert check.reason.startswith("bucket missing")
+    reason = _refusal(_s3_store(s3_iam, bucket="no-such-bucket"), "bucket")
+    assert reason.startswith("bucket missing")
 
 
 def test_s3_read_only_user_is_access_denied_for_writes(s3_iam):
-    check = check_store(_s3_store(s3_iam, user="reader"))
-    assert (check.ok, check.field) == (False, "bucket")
-    assert check.reason.startswith("access denied: cannot write")
+    reason = _refusal(_s3_store(s3_iam, user="reader"), "bucket")
+    assert reason.startswith("access denied: cannot write")
 
 
 def test_s3_endpoint_down_is_unreachable():
@@ -240,9 +237,7 @@ def test_s3_endpoint_down_is_unreachable():
         access_key_id="a",
         secret_access_key="b",
     )
-    check = check_store(store)
-    assert (check.ok, check.field) == (False, "endpoint")
-    assert check.reason.startswith("endpoint unreachable")
+    assert _refusal(store, "endpoint").startswith("endpoint unreachable")
 
 
 def test_s3_usage_counts_bytes_written_with_boto3(s3_iam):
@@ -262,8 +257,7 @@ def test_s3_usage_counts_bytes_written_with_boto3(s3_iam):
 
 # -- filesystem ------------------------------------------------------------------
 def test_filesystem_needs_an_absolute_path():
-    check = check_store(_store(kind="filesystem", root_directory="var/registry"))
-    assert (check.ok, check.field) == (False, "root_directory")
+    _refusal(_store(kind="filesystem", root_directory="var/registry"), "root_directory")
     assert check_store(_store(kind="filesystem", root_directory="/srv/registry")).ok
 
 
