@@ -10,9 +10,7 @@ urlpatterns = [
     path("clusters/new/", edit_views.cluster_create, name="cluster_create"),
     path("clusters/<int:pk>/", views.cluster_detail, name="cluster_detail"),
     path("clusters/<int:pk>/edit/", edit_views.cluster_edit, name="cluster_edit"),
-    path(
-        "clusters/<int:pk>/agents/new/", edit_views.agent_create, name="agent_create"
-    ),
+    path("clusters/<int:pk>/agents/new/", edit_views.agent_create, name="agent_create"),
     path("agents/<int:pk>/edit/", edit_views.agent_edit, name="agent_edit"),
     path("agents/<int:pk>/delete/", edit_views.agent_delete, name="agent_delete"),
     path("projects/new/", edit_views.project_create, name="project_create"),

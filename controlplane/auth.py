@@ -50,7 +50,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).decode(errors="replace")
+        header = authentication.get_authorization_header(request).decode(
+            errors="replace"
+        )
         parts = header.split()
         if not parts or parts[0].lower() != self.keyword.lower():
             return None

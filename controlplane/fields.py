@@ -29,4 +29,6 @@ class EncryptedTextField(models.TextField):
 
 
 def secret_field_names(model) -> list[str]:
-    return [f.name for f in model._meta.get_fields() if isinstance(f, EncryptedTextField)]
+    return [
+        f.name for f in model._meta.get_fields() if isinstance(f, EncryptedTextField)
+    ]

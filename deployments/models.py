@@ -46,7 +46,9 @@ ROLLOUT_TERMINAL_STATES = {
 
 class Rollout(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="rollouts")
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="rollouts"
+    )
     image = models.CharField(max_length=300)
     status = models.CharField(
         max_length=20, choices=RolloutStatus.choices, default=RolloutStatus.PENDING

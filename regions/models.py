@@ -39,7 +39,8 @@ class DockerHost(TimeStamped):
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="hosts")
     name = models.CharField(max_length=100)
     docker_url = models.CharField(
-        max_length=300, help_text=_("unix:///var/run/docker.sock, tcp://h:2376, ssh://u@h")
+        max_length=300,
+        help_text=_("unix:///var/run/docker.sock, tcp://h:2376, ssh://u@h"),
     )
     roles = models.JSONField(default=list, blank=True)
     # Client TLS for tcp:// engines; the key is a secret.
@@ -59,7 +60,9 @@ class DockerHost(TimeStamped):
     class Meta:
         ordering = ["region__slug", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["region", "name"], name="host_name_per_region")
+            models.UniqueConstraint(
+                fields=["region", "name"], name="host_name_per_region"
+            )
         ]
 
     def __str__(self) -> str:

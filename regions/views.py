@@ -132,9 +132,7 @@ def _edit(request, form_class, instance, template: str):
 
 
 def _delete(request, instance, back: str, back_kwargs: dict):
-    in_use = _("%(object)s is still in use and was not deleted.") % {
-        "object": instance
-    }
+    in_use = _("%(object)s is still in use and was not deleted.") % {"object": instance}
     if not delete_or_refuse(request, instance, in_use):
         return redirect(back, **back_kwargs)
     if isinstance(instance, DockerHost):

@@ -1,8 +1,8 @@
 """Small readiness checks for scripts/setup.sh (standard library only).
 
-    probe.py free PORT            exit 0 if nothing listens on 127.0.0.1:PORT
-    probe.py tcp PORT SECONDS     wait until 127.0.0.1:PORT accepts
-    probe.py http URL SECONDS     wait until URL answers 200
+probe.py free PORT            exit 0 if nothing listens on 127.0.0.1:PORT
+probe.py tcp PORT SECONDS     wait until 127.0.0.1:PORT accepts
+probe.py http URL SECONDS     wait until URL answers 200
 """
 
 import socket

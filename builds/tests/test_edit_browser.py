@@ -24,7 +24,9 @@ def field_error(page, name: str) -> str:
 
 
 def test_admin_agent_form_and_operator_project_form_in_the_browser(
-    live_server, redis_url, browser_page  # noqa: F811
+    live_server,
+    redis_url,
+    browser_page,  # noqa: F811
 ):
     # redis_url: saving an agent publishes a provision task (no worker runs).
     region = Region.objects.create(slug="cn-hongkong", name="Hong Kong")

@@ -217,9 +217,7 @@ def test_agent_field_errors_are_on_their_fields(client, cluster):
     assert cluster.agents.count() == 1
 
 
-def test_settings_xml_is_replaceable_never_shown_and_removable(
-    client, jenkins_cluster
-):
+def test_settings_xml_is_replaceable_never_shown_and_removable(client, jenkins_cluster):
     agent = jenkins_cluster.agents.get()
     client = as_role(client, "admin")
     url = f"/builds/agents/{agent.pk}/edit/"
@@ -379,9 +377,12 @@ def test_operators_cannot_touch_clusters_or_agents_pages_or_api(client, cluster)
     assert 'data-testid="add-project"' in page
 
     api = token_client("operator")
-    assert api.patch(
-        f"/api/v1/build-clusters/{cluster.pk}/", {"name": "x"}, format="json"
-    ).status_code == 403
+    assert (
+        api.patch(
+            f"/api/v1/build-clusters/{cluster.pk}/", {"name": "x"}, format="json"
+        ).status_code
+        == 403
+    )
     assert api.post(
         "/api/v1/build-agents/", {"cluster": cluster.pk, "kind": "go", "image": "x"},
         format="json",
@@ -407,12 +408,16 @@ def test_viewers_cannot_create_or_edit_projects_pages_or_api(client, cluster):
     assert 'data-testid="add-cluster"' not in index
 
     api = token_client("viewer")
-    assert api.post(
-        "/api/v1/projects/", project_data(cluster), format="json"
-    ).status_code == 403
-    assert api.patch(
-        f"/api/v1/projects/{project.pk}/", {"default_ref": "dev"}, format="json"
-    ).status_code == 403
+    assert (
+        api.post("/api/v1/projects/", project_data(cluster), format="json").status_code
+        == 403
+    )
+    assert (
+        api.patch(
+            f"/api/v1/projects/{project.pk}/", {"default_ref": "dev"}, format="json"
+        ).status_code
+        == 403
+    )
     assert Project.objects.get().default_ref == "main"
 
 

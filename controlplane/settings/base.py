@@ -233,7 +233,9 @@ CELERY_BEAT_SCHEDULE["builds-reap"] = {
 # api / auth
 # The OpenAPI schema and the docs page need a logged-in user (session or token),
 # like every other page.
-SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["rest_framework.permissions.IsAuthenticated"]
+SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = [
+    "rest_framework.permissions.IsAuthenticated"
+]
 
 # registry metrics
 # How often each registry is sampled (access-log ground truth + gauges), how

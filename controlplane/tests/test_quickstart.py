@@ -107,7 +107,9 @@ def all_hosts_checked(session: requests.Session, url: str) -> bool:
 def test_setup_script_brings_ferry_up_with_the_demo_regions(quickstart):
     tree, env, started = quickstart
     first = run_script(tree, ["./scripts/setup.sh"], env)
-    started.update({p.stem: int(p.read_text()) for p in (tree / "var/run").glob("*.pid")})
+    started.update(
+        {p.stem: int(p.read_text()) for p in (tree / "var/run").glob("*.pid")}
+    )
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     url = f"http://127.0.0.1:{env['FERRY_PORT']}/"
     assert f"Ferry is running at {url}" in first.stdout
@@ -115,9 +117,13 @@ def test_setup_script_brings_ferry_up_with_the_demo_regions(quickstart):
 
     htmx = requests.get(url + "static/vendor/htmx.min.js", timeout=30)
     assert htmx.status_code == 200
-    assert htmx.content == (tree / "node_modules/htmx.org/dist/htmx.min.js").read_bytes()
+    assert (
+        htmx.content == (tree / "node_modules/htmx.org/dist/htmx.min.js").read_bytes()
+    )
     session = requests.Session()
-    overview = log_in(session, url, env["FERRY_ADMIN_USER"], env["FERRY_ADMIN_PASSWORD"])
+    overview = log_in(
+        session, url, env["FERRY_ADMIN_USER"], env["FERRY_ADMIN_PASSWORD"]
+    )
     assert overview.status_code == 200 and overview.url == url
     for slug in DEMO_SLUGS:
         assert slug in overview.text

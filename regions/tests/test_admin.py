@@ -52,7 +52,9 @@ def test_every_change_form_hides_secrets(admin_role_client, ferry_admin, demo):
             assert response.status_code in (200, 403), add
 
 
-def test_blank_secret_in_admin_keeps_it_and_the_change_is_audited(admin_role_client, demo):
+def test_blank_secret_in_admin_keeps_it_and_the_change_is_audited(
+    admin_role_client, demo
+):
     store = ObjectStore.objects.first()
     store.secret_access_key = "keep-me"
     store.save()

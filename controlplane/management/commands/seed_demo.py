@@ -26,10 +26,17 @@ def seed_region(slug: str, name: str, role: str, host: str, host_roles: list) ->
     def save(instance, data):
         return object_save(None, instance, data, via="system")
 
-    region = save(Region(), {"slug": slug, "name": name, "provider": "aliyun", "role": role})
+    region = save(
+        Region(), {"slug": slug, "name": name, "provider": "aliyun", "role": role}
+    )
     save(
         DockerHost(),
-        {"region": region, "name": host, "docker_url": DEMO_DOCKER_URL, "roles": host_roles},
+        {
+            "region": region,
+            "name": host,
+            "docker_url": DEMO_DOCKER_URL,
+            "roles": host_roles,
+        },
     )
     save(
         ObjectStore(),
