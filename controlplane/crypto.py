@@ -7,7 +7,7 @@ re-encrypted with `manage.py rotate_encryption_key`, and the old key removed.
 
 from functools import cache
 
-from cryptography.fernet import InvalidToken, MultiFernet, Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 

@@ -5,8 +5,8 @@ Subclass `AuditedModelViewSet` and set `queryset`, `serializer_class`,
 `filterset_fields` / `ordering_fields`. To route writes through an app
 service instead of the generic `object_save`, override `save_object` (and
 `delete_object`). After a write the row is re-read through get_queryset,
-so annotated fields appear in the response. A Django ValidationError becomes a 400 naming the fields,
-a ProtectedError a 409.
+so annotated fields appear in the response. A Django ValidationError
+becomes a 400 naming the fields, a ProtectedError a 409.
 """
 
 from contextlib import contextmanager

@@ -91,7 +91,8 @@ def _check_ssh(value: str) -> None:
     if parts.password is not None:
         raise ValidationError(
             _(
-                "Do not put a password in an ssh:// URL; use an SSH key on the Ferry host."
+                "Do not put a password in an ssh:// URL; "
+                "use an SSH key on the Ferry host."
             )
         )
     if parts.username is not None and not _SSH_USER.match(parts.username):

@@ -112,13 +112,15 @@ def postgres_start(directory: Path) -> str:
         os.chown(directory, user.pw_uid, user.pw_gid)
     data, port = directory / "data", free_port()
     _as_postgres([str(binaries / "initdb"), "-D", str(data), "-A", "trust",
-                  "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"])  # fmt: skip
+                  "-U", "postgres", "-E", "UTF8",
+                  "--locale=C", "--no-sync"])  # fmt: skip
     options = (
         f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 "
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     )
-    _as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-l",
-                  str(directory / "postgres.log"), "-o", options, "-w", "start"])  # fmt: skip
+    _as_postgres([str(binaries / "pg_ctl"), "-D", str(data),
+                  "-l", str(directory / "postgres.log"),
+                  "-o", options, "-w", "start"])  # fmt: skip
     (directory / "port").write_text(str(port))
     _as_postgres([str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port),
                   "-U", "postgres", "ferry"])  # fmt: skip

@@ -58,7 +58,8 @@ def test_login_overview_host_page_and_chinese(live_server, topology, browser_pag
     )
     page.wait_for_function(
         """() => [...document.querySelectorAll('tr[data-host]')].some(
-               r => r.innerText.includes('sv-demo-1') && r.innerText.includes('26.1.5'))""",
+               r => r.innerText.includes('sv-demo-1')
+                    && r.innerText.includes('26.1.5'))""",
         timeout=20_000,
     )
     assert row.locator("[data-testid=host-status]").inner_text() == "Up"

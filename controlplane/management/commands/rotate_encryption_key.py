@@ -24,7 +24,8 @@ def secrets_rotate() -> dict[str, int]:
             rows = model._base_manager.select_for_update().values_list("pk", *fields)
             for pk, *values in rows.iterator():
                 # Reading decrypted with any key; update() encrypts with the first.
-                data = {name: value for name, value in zip(fields, values) if value}
+                pairs = zip(fields, values, strict=True)
+                data = {name: value for name, value in pairs if value}
                 if data:
                     model._base_manager.filter(pk=pk).update(**data)
                     count += 1
