@@ -16,7 +16,6 @@ import requests
 
 from builds.models import BuildAgent, BuildCluster, Project
 from controlplane.testing.ports import free_port
-from controlplane.testing.users import user_with_role
 from controlplane.testing.wait import wait_for
 from regions.models import DockerHost, Region
 from registries.models import ObjectStore, Registry
@@ -178,15 +177,7 @@ def project(build_cluster, git_project):
 
 
 @pytest.fixture
-def viewer(db):
-    return user_with_role("vera", "viewer")
-
-
-@pytest.fixture
-def operator(db):
-    return user_with_role("otto", "operator")
-
-
-@pytest.fixture
-def admin_user(db):
-    return user_with_role("ada", "admin")
+def admin_user(ferry_admin):
+    """pytest-django's admin_user is a superuser; here: a user in Ferry's admin
+    role (the `viewer` and `operator` fixtures come from controlplane.testing)."""
+    return ferry_admin

@@ -4,7 +4,7 @@ Registered by the root conftest.py. Session fixtures: `dockerd`,
 `test_images`, `redis_url`, `s3_server`, `test_ca`. Function fixtures:
 `dockerd_factory`, `celery_worker` (+ `celery_worker_env` to extend its
 environment), `container_cleanup`, `use_test_images` (image settings point
-at the local images). A test using
+at the local images), users `viewer`, `operator` and `ferry_admin`. A test using
 `celery_worker` must be `@pytest.mark.django_db(transaction=True)`: the
 worker is another process and sees only committed rows.
 """
@@ -198,3 +198,25 @@ def use_test_images(settings, test_images):
     settings.FERRY_REGISTRY_IMAGE = test_images.registry
     settings.FERRY_NGINX_IMAGE = test_images.nginx
     return test_images
+
+
+# -- users with a role (password "pw-<name>", see users.py) -------------------------
+def _user(username: str, role: str):
+    from .users import user_with_role  # the auth models need Django set up
+
+    return user_with_role(username, role)
+
+
+@pytest.fixture
+def viewer(db):
+    return _user("vera", "viewer")
+
+
+@pytest.fixture
+def operator(db):
+    return _user("otto", "operator")
+
+
+@pytest.fixture
+def ferry_admin(db):
+    return _user("ada", "admin")

@@ -1,4 +1,4 @@
-"""Fixtures for the regions page tests: users per role, demo topology, catalogue."""
+"""Fixtures for the regions page tests: clients per role, demo topology, catalogue."""
 
 import io
 import subprocess
@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-
-from controlplane.testing.users import user_with_role
 
 LOCALE_PO = Path(settings.BASE_DIR) / "locale/zh_Hans/LC_MESSAGES/django.po"
 
@@ -26,21 +24,6 @@ def compiled_catalogue():
 
     trans_real._translations = {}
     trans_real._active = trans_real.Local()
-
-
-@pytest.fixture
-def viewer(db):
-    return user_with_role("vera", "viewer")
-
-
-@pytest.fixture
-def operator(db):
-    return user_with_role("otto", "operator")
-
-
-@pytest.fixture
-def ferry_admin(db):
-    return user_with_role("ada", "admin")
 
 
 def _client_for(client, user):
