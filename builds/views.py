@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from controlplane.page_auth import operator_required
+from controlplane.page_views import render_or_fragment
 
 from . import selectors, services
 from .forms import BuildTriggerForm
@@ -46,10 +47,9 @@ def cluster_detail(request, pk: int):
         "queue": selectors.cluster_queue(cluster),
         "projects": cluster.projects.all(),
     }
-    template = "builds/cluster_detail.html"
-    if request.htmx and request.htmx.target == "cluster-live":
-        template += "#cluster-live"
-    return render(request, template, context)
+    return render_or_fragment(
+        request, "builds/cluster_detail.html", context, "cluster-live"
+    )
 
 
 @require_POST
@@ -108,10 +108,9 @@ def build_detail(request, pk):
         "log_truncated": truncated,
         "live_trigger": LIVE_TRIGGER if build.active else "",
     }
-    template = "builds/build_detail.html"
-    if request.htmx and request.htmx.target == "build-live":
-        template += "#build-live"
-    return render(request, template, context)
+    return render_or_fragment(
+        request, "builds/build_detail.html", context, "build-live"
+    )
 
 
 def build_log(request, pk):

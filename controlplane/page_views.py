@@ -1,16 +1,29 @@
-"""Shared steps of the create/edit/delete pages (regions, registries, builds).
+"""Shared steps of the pages (regions, registries, builds).
 
 Each app's view keeps its own template, redirect and wording; these are the
-steps that are the same everywhere: a fresh row for the form, an audited save
-with its "Saved" message, an audited delete refused while rows still use it.
+steps that are the same everywhere: a page or the htmx fragment it refreshes,
+a fresh row for the form, an audited save with its "Saved" message, an
+audited delete refused while rows still use it.
 """
 
 from django.contrib import messages
 from django.db import models
 from django.db.models import ProtectedError
+from django.http import HttpResponse
+from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from .services import object_delete
+
+
+def render_or_fragment(
+    request, template: str, context: dict, fragment: str
+) -> HttpResponse:
+    """The page, or only its `fragment` partial when htmx refreshes that element
+    (a partial is named after its DOM id)."""
+    if request.htmx and request.htmx.target == fragment:
+        template += f"#{fragment}"
+    return render(request, template, context)
 
 
 def fresh_copy(instance: models.Model) -> models.Model:

@@ -14,7 +14,12 @@ from django.views.decorators.http import require_POST
 from controlplane import audit
 from controlplane.models import AuditEvent
 from controlplane.page_auth import admin_required, operator_required
-from controlplane.page_views import delete_or_refuse, form_save, fresh_copy
+from controlplane.page_views import (
+    delete_or_refuse,
+    form_save,
+    fresh_copy,
+    render_or_fragment,
+)
 
 from .cards import region_cards
 from .forms import HostForm, RegionForm
@@ -49,19 +54,15 @@ def host_list(request):
         "status": status,
         "poll_trigger": POLL_TRIGGER,
     }
-    template = "regions/host_list.html"
-    if request.htmx and request.htmx.target == "host-rows":
-        template += "#host-rows"
-    return render(request, template, context)
+    return render_or_fragment(request, "regions/host_list.html", context, "host-rows")
 
 
 def host_detail(request, pk: int):
     host = get_object_or_404(DockerHost.objects.select_related("region"), pk=pk)
     context = {"host": host, "poll_trigger": POLL_TRIGGER}
-    template = "regions/host_detail.html"
-    if request.htmx and request.htmx.target == "host-status":
-        template += "#host-status"
-    return render(request, template, context)
+    return render_or_fragment(
+        request, "regions/host_detail.html", context, "host-status"
+    )
 
 
 @require_POST
