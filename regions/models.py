@@ -47,6 +47,19 @@ class DockerHost(TimeStamped):
     tls_ca_cert = models.TextField(blank=True)
     tls_client_cert = models.TextField(blank=True)
     tls_client_key = EncryptedTextField()
+    # ssh:// engines: the key Ferry logs in with (a secret), and the host key
+    # the server must present ("ssh-ed25519 AAAA..."). Left blank, the key
+    # seen on the first successful check is recorded (trust on first use)
+    # and any other key is refused from then on.
+    ssh_private_key = EncryptedTextField()
+    ssh_known_host_key = models.TextField(
+        blank=True,
+        help_text=_(
+            "The SSH server's public host key, e.g. the line in "
+            "/etc/ssh/ssh_host_ed25519_key.pub. Blank: trusted and recorded on "
+            "the first successful check."
+        ),
+    )
 
     status = models.CharField(
         max_length=20, choices=HostStatus.choices, default=HostStatus.UNKNOWN
