@@ -6,7 +6,8 @@ given). Connection failures come out as our `HostUnreachable(reason)` with a
 reason people can act on; unusable settings as `HostConfigError`. Other
 docker errors raised inside the `with` body pass through untouched.
 
-`engine_info(conn)` is the health probe: engine version and container count.
+`engine_info(conn)` is the health probe: engine version and container count
+(and, for ssh://, the SSH host key the server presented; see docker_ssh).
 """
 
 import os
@@ -25,6 +26,7 @@ from docker.constants import DEFAULT_DOCKER_API_VERSION
 from docker.errors import DockerException, TLSParameterError
 from docker.tls import TLSConfig
 
+from . import docker_ssh
 from .errors import HostConfigError, HostUnreachable
 
 MAX_REASON = 300
@@ -32,14 +34,20 @@ MAX_REASON = 300
 
 @dataclass(frozen=True)
 class HostConnection:
-    """How to reach one engine; TLS values are PEM text (key is a secret)."""
+    """How to reach one engine; TLS values are PEM text (keys are secrets).
+
+    ssh:// uses ssh_private_key (OpenSSH or PEM text) and ssh_known_host_key
+    ("ssh-ed25519 AAAA..."; blank: accept and report the key, see docker_ssh).
+    """
 
     url: str
     ca_cert: str = ""
     client_cert: str = ""
     client_key: str = ""
+    ssh_private_key: str = ""
+    ssh_known_host_key: str = ""
 
-    def __repr__(self) -> str:  # never print the key
+    def __repr__(self) -> str:  # never print the keys
         return f"HostConnection({self.url!r}, tls={bool(self.client_cert)})"
 
 
@@ -49,11 +57,12 @@ class EngineInfo:
     api_version: str
     containers: int  # all containers, running or not
     containers_running: int
+    ssh_host_key: str = ""  # ssh:// only: the server's key, "<type> <base64>"
 
 
 def engine_info(conn: HostConnection, timeout: float | None = None) -> EngineInfo:
     """Ask the engine for its version and container count."""
-    with engine_client(conn, timeout) as client:
+    with _engine(conn, timeout) as (client, ssh):
         version = client.version()
         info = client.info()
     return EngineInfo(
@@ -61,6 +70,7 @@ def engine_info(conn: HostConnection, timeout: float | None = None) -> EngineInf
         api_version=str(version.get("ApiVersion", "")),
         containers=int(info.get("Containers", 0)),
         containers_running=int(info.get("ContainersRunning", 0)),
+        ssh_host_key=ssh.host_key if ssh else "",
     )
 
 
@@ -69,55 +79,93 @@ def engine_client(
     conn: HostConnection, timeout: float | None = None
 ) -> Iterator[docker.DockerClient]:
     """Yield a connected DockerClient; remove its TLS files afterwards."""
+    with _engine(conn, timeout) as (client, _ssh):
+        yield client
+
+
+# Failures of the connection itself (everything else passes through).
+_CONNECT_ERRORS = (DockerException, requests.RequestException, OSError)
+_LOST_ERRORS = (requests.ConnectionError, requests.Timeout, *docker_ssh.SSH_ERRORS)
+
+
+@contextmanager
+def _engine(conn: HostConnection, timeout: float | None):
+    """(client, ssh session or None); closes both and removes TLS files."""
     timeout = float(timeout or settings.FERRY_DOCKER_TIMEOUT)
-    tls_dir = None
-    client = None
+    tls_dir = client = ssh = None
     try:
         kwargs = {}
         if conn.url.startswith("tcp://") and (conn.ca_cert or conn.client_cert):
             tls_dir = tempfile.mkdtemp(prefix="ferry-tls-")  # mode 0700
             kwargs["tls"] = _tls_config(conn, tls_dir)
         elif conn.url.startswith("ssh://"):
-            kwargs["use_ssh_client"] = _ssh_client_available()
+            ssh = _ssh_session(conn, timeout)
+            kwargs["use_ssh_client"] = True  # no SDK login; docker_ssh.mount
         try:
-            client = _connect(conn.url, timeout, kwargs)
+            client = _connect(conn.url, timeout, kwargs, ssh)
         except TLSParameterError as exc:
             raise HostConfigError(f"Bad TLS settings for {conn.url}: {exc}") from exc
-        except (DockerException, requests.RequestException, OSError) as exc:
-            raise HostUnreachable(describe(exc, conn.url, timeout)) from exc
+        except (*_CONNECT_ERRORS, *docker_ssh.SSH_ERRORS) as exc:
+            raise HostUnreachable(_reason(exc, conn.url, timeout, ssh)) from exc
         try:
-            yield client
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise HostUnreachable(describe(exc, conn.url, timeout)) from exc
+            yield client, ssh
+        except _LOST_ERRORS as exc:
+            raise HostUnreachable(_reason(exc, conn.url, timeout, ssh)) from exc
     finally:
         if client is not None:
             client.close()
+        if ssh is not None:
+            ssh.close()
         if tls_dir:
             shutil.rmtree(tls_dir, ignore_errors=True)
 
 
-def _client(url: str, version: str, timeout: float, kwargs: dict):
+def _ssh_session(conn: HostConnection, timeout: float):
+    """Log in over SSH; failures come out as HostUnreachable with the reason."""
+    try:
+        return docker_ssh.ssh_session(
+            conn.url, conn.ssh_private_key, conn.ssh_known_host_key, timeout
+        )
+    except HostConfigError as exc:
+        raise HostConfigError(f"Bad SSH settings for {conn.url}: {exc}") from exc
+    except (*docker_ssh.SSH_ERRORS, OSError, EOFError) as exc:
+        raise HostUnreachable(_reason(exc, conn.url, timeout, None)) from exc
+
+
+def _reason(exc: BaseException, url: str, timeout: float, ssh) -> str:
+    """describe(), but what the SSH side knows comes first."""
+    special = docker_ssh.describe_ssh(exc, url, timeout)
+    if special is None and ssh is not None:
+        special = ssh.remote_failure()
+    if special is None:
+        return describe(exc, url, timeout)
+    return _clip(f"Cannot connect to {url}: {special}")
+
+
+def _client(url: str, version: str, timeout: float, kwargs: dict, ssh=None):
     client = docker.DockerClient(
         base_url=url, version=version, timeout=timeout, **kwargs
     )
     # requests would let REQUESTS_CA_BUNDLE override our CA and send engine
     # traffic through HTTP(S)_PROXY: the host's own settings must win.
     client.api.trust_env = False
+    if ssh is not None:
+        docker_ssh.mount(client.api, ssh)
     return client
 
 
-def _connect(url: str, timeout: float, kwargs: dict) -> docker.DockerClient:
+def _connect(url: str, timeout: float, kwargs: dict, ssh=None) -> docker.DockerClient:
     """Ask the engine which API version it speaks, then talk that version.
 
     (docker's own version="auto" asks before trust_env can be switched off.)
     The first round trip is here, so an unreachable engine fails here.
     """
-    probe = _client(url, DEFAULT_DOCKER_API_VERSION, timeout, kwargs)
+    probe = _client(url, DEFAULT_DOCKER_API_VERSION, timeout, kwargs, ssh)
     try:
         api_version = probe.api.version(api_version=False)["ApiVersion"]
     finally:
         probe.close()
-    return _client(url, api_version, timeout, kwargs)
+    return _client(url, api_version, timeout, kwargs, ssh)
 
 
 def _write_private(directory: str, name: str, text: str) -> str:
@@ -141,22 +189,6 @@ def _tls_config(conn: HostConnection, directory: str) -> TLSConfig:
         return TLSConfig(client_cert=client_cert, ca_cert=ca, verify=ca or False)
     except TLSParameterError as exc:
         raise HostConfigError(f"Bad TLS settings for {conn.url}: {exc}") from exc
-
-
-def _ssh_client_available() -> bool:
-    """Whether to shell out to the system ssh (True) or use paramiko (False).
-
-    The docker SDK's ssh transport imports paramiko either way, so without it
-    ssh:// cannot work at all: say so plainly instead of a docker error.
-    """
-    try:
-        import paramiko  # noqa: F401
-    except ImportError as exc:
-        raise HostConfigError(
-            "ssh:// engines need the Python package paramiko on the Ferry host "
-            "(pip install paramiko); the URL itself is valid."
-        ) from exc
-    return shutil.which("ssh") is not None
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -201,5 +233,8 @@ def describe(exc: BaseException, url: str, timeout: float) -> str:
     reason = _short_reason(exc, timeout)
     if reason is None:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-    text = f"Cannot connect to {url}: {reason}"
+    return _clip(f"Cannot connect to {url}: {reason}")
+
+
+def _clip(text: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
