@@ -136,8 +136,9 @@ class SshSession:
                     "(`docker system dial-stdio` not found; install the docker CLI)"
                 )
             if status not in (0, -1) or stderr:
+                code = f" (exit {status})" if status != -1 else ""
                 detail = f": {stderr}" if stderr else ""
-                return f"`docker system dial-stdio` failed (exit {status}){detail}"
+                return f"`docker system dial-stdio` failed{code}{detail}"
         return None
 
 
@@ -212,7 +213,8 @@ def describe_ssh(exc: BaseException, url: str, timeout: float) -> str | None:
                 f"SSH authentication failed for user {username!r}: "
                 "no private key set for this host"
             )
-        if "protocol banner" in text:
+        # No banner, or the handshake unfinished when start_client gave up.
+        if "protocol banner" in text or "No existing session" in text:
             return f"no SSH server answered within {timeout:g} s"
         if "no acceptable host key" in text:
             return "the server offers no host key of the recorded type; refused"
@@ -228,6 +230,14 @@ class _SessionConnection(SSHConnection):
     def connect(self) -> None:
         super().connect()  # opens a channel running `docker system dial-stdio`
         self._session.channels.append(self.sock)
+
+    def close(self) -> None:
+        # A remote command that ended (EOF) sends its exit status right after;
+        # closing first would lose it, and with it the reason we report.
+        channel = self.sock
+        if channel is not None and channel.eof_received:
+            channel.status_event.wait(min(self.timeout, 1.0))
+        super().close()
 
 
 class _SessionPool(SSHConnectionPool):

@@ -1,7 +1,7 @@
 """REST API for regions, Docker hosts and object stores (/api/v1/...).
 
 Roles: everyone with a role reads. Regions, hosts and object stores are
-topology and carry secrets (host TLS keys, storage keys), so writing them
+topology and carry secrets (host TLS and SSH keys, storage keys), so writing them
 needs admin; checking a host now (`POST hosts/{id}/check/`) is an operator
 action. Object stores live in the registries app but are served here, next
 to the hosts they share a region with.
@@ -75,6 +75,8 @@ class HostSerializer(SecretsModelSerializer):
             "tls_ca_cert",
             "tls_client_cert",
             "tls_client_key",
+            "ssh_private_key",
+            "ssh_known_host_key",
             *OBSERVED_FIELDS,
             "created_at",
             "updated_at",

@@ -40,6 +40,8 @@ class HostForm(AuditedModelForm):
             "tls_ca_cert",
             "tls_client_cert",
             "tls_client_key",
+            "ssh_private_key",
+            "ssh_known_host_key",
         )
         labels = {
             "region": _("Region"),
@@ -48,28 +50,34 @@ class HostForm(AuditedModelForm):
             "tls_ca_cert": _("TLS CA certificate"),
             "tls_client_cert": _("TLS client certificate"),
             "tls_client_key": _("TLS client key"),
+            "ssh_private_key": _("SSH private key"),
+            "ssh_known_host_key": _("SSH host key"),
         }
         widgets = {
             "tls_ca_cert": forms.Textarea(attrs={"rows": 3}),
             "tls_client_cert": forms.Textarea(attrs={"rows": 3}),
+            "ssh_known_host_key": forms.Textarea(attrs={"rows": 2}),
         }
 
     def clean(self) -> dict:
-        """Check URL and TLS files together, as the API does (same messages).
+        """Check URL, TLS files and SSH keys together, as the API does.
 
-        A blank client key means "keep the stored one", so the stored key
-        takes part in the certificate/key match.
+        A blank secret means "keep the stored one", so the stored TLS key
+        takes part in the certificate/key match and a stored SSH key in the
+        "only for ssh://" check.
         """
         data = super().clean()
         if "docker_url" not in data:
             return data
-        stored_key = self.instance.tls_client_key if self.instance.pk else ""
+        stored = self.instance if self.instance.pk else DockerHost()
         try:
             validate_host_connection(
                 data["docker_url"],
                 data.get("tls_ca_cert", ""),
                 data.get("tls_client_cert", ""),
-                data.get("tls_client_key") or stored_key,
+                data.get("tls_client_key") or stored.tls_client_key,
+                data.get("ssh_private_key") or stored.ssh_private_key,
+                data.get("ssh_known_host_key", ""),
             )
         except ValidationError as exc:
             self._add_model_errors(exc)

@@ -1,8 +1,11 @@
 """Writes for regions and Docker hosts, and the host health check.
 
 Regions use the generic `controlplane.services.object_save`; hosts go
-through `host_save` so that pages and the API validate the docker URL and
-TLS files the same way. `host_check` records what the engine answered.
+through `host_save` so that pages and the API validate the docker URL, TLS
+files and SSH keys the same way. `host_check` records what the engine
+answered and, for an ssh:// host with no pinned host key, the key the server
+presented on its first successful check (trust on first use: from then on
+any other key is refused until an admin clears or replaces it).
 """
 
 import logging
@@ -16,12 +19,19 @@ from controlplane import audit
 from controlplane.services import object_save
 
 from .models import DockerHost, HostStatus
-from .validators import validate_host_connection
+from .validators import normalize_host_key, validate_host_connection
 
 log = logging.getLogger(__name__)
 
-CONNECTION_FIELDS = ("docker_url", "tls_ca_cert", "tls_client_cert", "tls_client_key")
-SECRET_FIELDS = ("tls_client_key",)
+CONNECTION_FIELDS = (
+    "docker_url",
+    "tls_ca_cert",
+    "tls_client_cert",
+    "tls_client_key",
+    "ssh_private_key",
+    "ssh_known_host_key",
+)
+SECRET_FIELDS = ("tls_client_key", "ssh_private_key")
 
 
 def host_connection(host: DockerHost) -> HostConnection:
@@ -31,6 +41,8 @@ def host_connection(host: DockerHost) -> HostConnection:
         ca_cert=host.tls_ca_cert,
         client_cert=host.tls_client_cert,
         client_key=host.tls_client_key,
+        ssh_private_key=host.ssh_private_key,
+        ssh_known_host_key=host.ssh_known_host_key,
     )
 
 
@@ -55,7 +67,11 @@ def host_save(actor, host: DockerHost, data: dict, via: str = "ui") -> DockerHos
         effective["tls_ca_cert"],
         effective["tls_client_cert"],
         effective["tls_client_key"],
+        effective["ssh_private_key"],
+        effective["ssh_known_host_key"],
     )
+    if "ssh_known_host_key" in data:
+        data["ssh_known_host_key"] = normalize_host_key(data["ssh_known_host_key"])
     if not host._state.adding and _connection_changes(host, data):
         data.update(_unknown_status())
     return object_save(actor, host, data, via)
@@ -88,35 +104,46 @@ def host_check(host_id: int, timeout: float | None = None) -> DockerHost | None:
     2. Ask the engine (short timeout) for its version and container count.
     3. Record the result only if the host's status and URL are still what
        we read (compare-and-set); otherwise a newer write won and we stop.
-    4. A status change leaves an AuditEvent (actor "system").
+    4. A status change, and an SSH host key recorded on first use, leave
+       AuditEvents (actor "system").
     """
     host = DockerHost.objects.select_related("region").filter(pk=host_id).first()
     if host is None:
         return None
     try:
         info = engine_info(host_connection(host), timeout=timeout)
-        fields = _up_fields(info)
+        fields = _up_fields(host, info)
     except AdapterError as exc:
         fields = _unreachable_fields(exc.reason)
     won = DockerHost.objects.filter(
-        pk=host.pk, status=host.status, docker_url=host.docker_url
+        pk=host.pk,
+        status=host.status,
+        docker_url=host.docker_url,
+        ssh_known_host_key=host.ssh_known_host_key,
     ).update(**fields)
     if not won:
         log.info("host %s changed during its check; result dropped", host.pk)
         return DockerHost.objects.filter(pk=host.pk).first()
-    old_status = host.status
+    before = (host.status, host.ssh_known_host_key)
     host.refresh_from_db()
+    _audit_check(host, *before)
+    return host
+
+
+def _audit_check(host: DockerHost, old_status: str, old_host_key: str) -> None:
     if host.status != old_status:
         changes = {"status": [old_status, host.status]}
         if host.last_error:
             changes["last_error"] = [None, host.last_error]
         audit.record(None, "status", host, changes, via="system")
-    return host
+    if host.ssh_known_host_key != old_host_key:
+        changes = {"ssh_known_host_key": [old_host_key, host.ssh_known_host_key]}
+        audit.record(None, "trust_host_key", host, changes, via="system")
 
 
-def _up_fields(info: EngineInfo) -> dict:
+def _up_fields(host: DockerHost, info: EngineInfo) -> dict:
     now = timezone.now()
-    return {
+    fields = {
         "status": HostStatus.UP,
         "engine_version": info.version,
         "container_count": info.containers,
@@ -124,6 +151,9 @@ def _up_fields(info: EngineInfo) -> dict:
         "last_checked": now,
         "last_error": "",
     }
+    if info.ssh_host_key and not host.ssh_known_host_key:
+        fields["ssh_known_host_key"] = info.ssh_host_key  # trust on first use
+    return fields
 
 
 def _unreachable_fields(reason: str) -> dict:

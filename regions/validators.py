@@ -6,7 +6,9 @@ Used by the host service (so pages and the API give the same field errors):
 * tcp://host:port (port required), optionally with client TLS: the client
   certificate and key both present or both absent, PEM-parseable, and the
   key matching the certificate; a CA certificate may be given alone
-* ssh://[user@]host[:port]
+* ssh://[user@]host[:port], optionally with an SSH private key (OpenSSH or
+  PEM, unencrypted) and the server's public host key to pin; both apply only
+  to ssh:// URLs
 """
 
 import re
@@ -17,6 +19,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+
+from adapters import docker_ssh
+from adapters.errors import HostConfigError
 
 # RFC 1123 host names, or IPv4 dotted quads (which this pattern also allows).
 _HOSTNAME = re.compile(
@@ -139,13 +144,19 @@ def _public_bytes(public_key) -> bytes:
 
 
 def validate_host_connection(
-    docker_url: str, ca_cert: str = "", client_cert: str = "", client_key: str = ""
+    docker_url: str,
+    ca_cert: str = "",
+    client_cert: str = "",
+    client_key: str = "",
+    ssh_private_key: str = "",
+    ssh_known_host_key: str = "",
 ) -> None:
-    """Check the URL and the TLS files together; errors are keyed by field."""
+    """Check the URL, TLS files and SSH keys together; errors keyed by field."""
     try:
         validate_docker_url(docker_url)
     except ValidationError as exc:
         raise ValidationError({"docker_url": exc.messages}) from exc
+    _check_ssh_keys(docker_url, ssh_private_key, ssh_known_host_key)
     ca_cert, client_cert, client_key = (
         (ca_cert or "").strip(),
         (client_cert or "").strip(),
@@ -178,3 +189,53 @@ def validate_host_connection(
                     )
                 }
             )
+
+
+def _check_ssh_keys(docker_url: str, private_key: str, known_host_key: str) -> None:
+    private_key, known_host_key = (private_key or "").strip(), (known_host_key or "")
+    if not (private_key or known_host_key.strip()):
+        return
+    if not docker_url.strip().lower().startswith("ssh://"):
+        field = "ssh_private_key" if private_key else "ssh_known_host_key"
+        raise ValidationError({field: _("SSH keys apply only to ssh:// URLs.")})
+    if private_key:
+        try:
+            docker_ssh.load_private_key(private_key)
+        except docker_ssh.KeyEncrypted as exc:
+            raise ValidationError(
+                {
+                    "ssh_private_key": _(
+                        "The key is encrypted with a passphrase; "
+                        "give an unencrypted key."
+                    )
+                }
+            ) from exc
+        except HostConfigError as exc:
+            raise ValidationError(
+                {
+                    "ssh_private_key": _(
+                        "This is not an SSH private key "
+                        "(-----BEGIN OPENSSH PRIVATE KEY----- or PEM)."
+                    )
+                }
+            ) from exc
+    if known_host_key.strip():
+        normalize_host_key(known_host_key)
+
+
+def normalize_host_key(text: str) -> str:
+    """The stored form of a pinned host key, "<type> <base64>" ("" stays "")."""
+    if not (text or "").strip():
+        return ""
+    try:
+        return docker_ssh.host_key_line(docker_ssh.parse_host_key(text))
+    except HostConfigError as exc:
+        raise ValidationError(
+            {
+                "ssh_known_host_key": _(
+                    "Give the server's public host key as one line, e.g. "
+                    "ssh-ed25519 AAAA... (from /etc/ssh/ssh_host_ed25519_key.pub "
+                    "or ssh-keyscan)."
+                )
+            }
+        ) from exc

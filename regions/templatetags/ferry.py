@@ -99,6 +99,19 @@ def change_rows(event) -> list[dict]:
     return rows
 
 
+@register.filter
+def ssh_fingerprint(host_key: str) -> str:
+    """A pinned SSH host key as OpenSSH shows it: "ssh-ed25519 SHA256:..."."""
+    from adapters import docker_ssh
+    from adapters.errors import HostConfigError
+
+    try:
+        key = docker_ssh.parse_host_key(host_key or "")
+    except HostConfigError:
+        return host_key or ""
+    return f"{key.get_name()} {key.fingerprint}"
+
+
 # Pages for audited objects whose models have no get_absolute_url.
 _OBJECT_PAGES = {
     "regions.dockerhost": ("regions:host_detail", "pk"),

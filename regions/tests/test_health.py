@@ -1,8 +1,8 @@
 """Host health against real engines: sandboxed dockerd (unix and TLS tcp),
 a silent socket for the timeout, and a real Celery worker + beat + Redis.
+ssh:// hosts are in test_health_ssh.py.
 """
 
-import importlib.util
 import select
 import socket
 import threading
@@ -167,17 +167,6 @@ def test_tcp_with_client_tls_reaches_a_tlsverify_engine(
     assert "TLS handshake failed" in stranger.last_error
     assert "CERTIFICATE_VERIFY_FAILED" in stranger.last_error
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("paramiko") is not None,
-    reason="paramiko is installed, so ssh:// does not fail this way",
-)
-@pytest.mark.django_db
-def test_ssh_url_without_paramiko_says_what_is_missing():
-    host = host_check(make_host("ssh://ops@127.0.0.1:1").pk)
-    assert host.status == HostStatus.UNREACHABLE
-    assert "paramiko" in host.last_error
 
 
 @pytest.mark.django_db(transaction=True)
