@@ -37,7 +37,9 @@ class HostConnection:
     """How to reach one engine; TLS values are PEM text (keys are secrets).
 
     ssh:// uses ssh_private_key (OpenSSH or PEM text) and ssh_known_host_key
-    ("ssh-ed25519 AAAA..."; blank: accept and report the key, see docker_ssh).
+    ("ssh-ed25519 AAAA..."). With no known key, ssh_accept_new_host_key=True
+    accepts the server's key and reports it (EngineInfo.ssh_host_key);
+    otherwise the connection is refused (see docker_ssh).
     """
 
     url: str
@@ -46,6 +48,7 @@ class HostConnection:
     client_key: str = ""
     ssh_private_key: str = ""
     ssh_known_host_key: str = ""
+    ssh_accept_new_host_key: bool = False
 
     def __repr__(self) -> str:  # never print the keys
         return f"HostConnection({self.url!r}, tls={bool(self.client_cert)})"
@@ -124,7 +127,11 @@ def _ssh_session(conn: HostConnection, timeout: float):
     """Log in over SSH; failures come out as HostUnreachable with the reason."""
     try:
         return docker_ssh.ssh_session(
-            conn.url, conn.ssh_private_key, conn.ssh_known_host_key, timeout
+            conn.url,
+            conn.ssh_private_key,
+            conn.ssh_known_host_key,
+            timeout,
+            accept_new=conn.ssh_accept_new_host_key,
         )
     except HostConfigError as exc:
         raise HostConfigError(f"Bad SSH settings for {conn.url}: {exc}") from exc

@@ -7,9 +7,11 @@ the database. So `ssh_session()` opens the SSH connection itself:
 * log in with the host's private key (kept in memory, never written to a
   file); without one, the Ferry host's agent and ~/.ssh keys are tried;
 * host keys: a recorded key must match exactly (anything else is refused,
-  with both fingerprints in the reason). With none recorded the key is
-  accepted and returned as `session.host_key` so the caller can record it:
-  trust on first use, like `ssh -o StrictHostKeyChecking=accept-new`.
+  with both fingerprints in the reason). With none recorded, only a caller
+  that passes accept_new=True (the health check) gets in: the key is
+  accepted and returned as `session.host_key` so the caller records it -
+  trust on first use, like `ssh -o StrictHostKeyChecking=accept-new`. Every
+  other use (deploys, builds) refuses until a key is recorded.
   ~/.ssh/known_hosts is not consulted: the host row is the only truth;
 * `mount()` then makes a DockerClient send its HTTP requests over that
   connection: each request opens an SSH channel running
@@ -163,9 +165,18 @@ def _target(url: str) -> tuple[str, int, str]:
 
 
 def ssh_session(
-    url: str, private_key: str, known_host_key: str, timeout: float
+    url: str,
+    private_key: str,
+    known_host_key: str,
+    timeout: float,
+    accept_new: bool = False,
 ) -> SshSession:
     """Connect and authenticate; paramiko errors propagate (see describe_ssh)."""
+    if not known_host_key and not accept_new:
+        raise HostConfigError(
+            "no SSH host key is recorded for this host yet (its first successful "
+            "health check records it, or set it on the host)"
+        )
     hostname, port, username = _target(url)
     client = paramiko.SSHClient()  # no system known_hosts: the row decides
     if known_host_key:

@@ -34,8 +34,11 @@ CONNECTION_FIELDS = (
 SECRET_FIELDS = ("tls_client_key", "ssh_private_key")
 
 
-def host_connection(host: DockerHost) -> HostConnection:
-    """The adapter's view of how to reach `host`'s engine."""
+def host_connection(host: DockerHost, accept_new_host_key=False) -> HostConnection:
+    """The adapter's view of how to reach `host`'s engine.
+
+    Only the health check accepts (and records) an ssh:// host's first key.
+    """
     return HostConnection(
         url=host.docker_url,
         ca_cert=host.tls_ca_cert,
@@ -43,6 +46,7 @@ def host_connection(host: DockerHost) -> HostConnection:
         client_key=host.tls_client_key,
         ssh_private_key=host.ssh_private_key,
         ssh_known_host_key=host.ssh_known_host_key,
+        ssh_accept_new_host_key=accept_new_host_key,
     )
 
 
@@ -111,7 +115,8 @@ def host_check(host_id: int, timeout: float | None = None) -> DockerHost | None:
     if host is None:
         return None
     try:
-        info = engine_info(host_connection(host), timeout=timeout)
+        conn = host_connection(host, accept_new_host_key=True)
+        info = engine_info(conn, timeout=timeout)
         fields = _up_fields(host, info)
     except AdapterError as exc:
         fields = _unreachable_fields(exc.reason)

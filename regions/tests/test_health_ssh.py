@@ -12,14 +12,14 @@ import time
 import pytest
 from django.core.exceptions import ValidationError
 
-from adapters.docker_engine import HostConnection, engine_info
-from adapters.errors import HostUnreachable
+from adapters.docker_engine import HostConnection, engine_client, engine_info
+from adapters.errors import HostConfigError, HostUnreachable
 from controlplane.models import AuditEvent
 from controlplane.testing.sshd import Sshd, keygen
 from controlplane.tests.apiclient import token_client
 from controlplane.tests.test_secrets import assert_ciphertext, key_body, raw_column
 from regions.models import DockerHost, HostStatus, Region
-from regions.services import host_check, host_save
+from regions.services import host_check, host_connection, host_save
 from regions.validators import validate_host_connection
 
 pytestmark = pytest.mark.integration
@@ -67,6 +67,20 @@ def test_ssh_host_with_its_key_is_up_and_the_host_key_is_recorded(
     again = host_check(host.pk)  # now verified against the recorded key
     assert (again.status, again.last_error) == (HostStatus.UP, "")
     assert AuditEvent.objects.filter(action="trust_host_key").count() == 1
+
+
+@pytest.mark.django_db
+def test_other_engine_users_wait_for_a_recorded_host_key(sshd, dockerd):
+    # Deploys and builds never trust a new key: only the health check does.
+    host = make_host(sshd.url, ssh_private_key=sshd.client_key)
+    with pytest.raises(HostConfigError) as caught:
+        with engine_client(host_connection(host)):
+            pass
+    assert "no SSH host key is recorded for this host yet" in caught.value.reason
+
+    host = host_check(host.pk)
+    with engine_client(host_connection(host)) as client:
+        assert client.version()["Version"] == dockerd.client.version()["Version"]
 
 
 @pytest.mark.django_db
@@ -156,7 +170,9 @@ def test_an_ssh_server_that_never_answers_fails_within_the_timeout(tmp_path):
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         url = f"ssh://ops@127.0.0.1:{silent.getsockname()[1]}"
-        conn = HostConnection(url, ssh_private_key=other_key(tmp_path))
+        conn = HostConnection(
+            url, ssh_private_key=other_key(tmp_path), ssh_accept_new_host_key=True
+        )
         started = time.monotonic()
         with pytest.raises(HostUnreachable) as caught:
             engine_info(conn, timeout=0.5)
