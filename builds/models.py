@@ -141,14 +141,20 @@ class BuildCluster(TimeStamped):
         DOCKER = "docker", _("Docker")
 
     region = models.ForeignKey(
-        Region, on_delete=models.PROTECT, related_name="clusters"
+        Region,
+        on_delete=models.PROTECT,
+        related_name="clusters",
+        verbose_name=_("Region"),
     )
     host = models.ForeignKey(
-        DockerHost, on_delete=models.PROTECT, related_name="clusters"
+        DockerHost,
+        on_delete=models.PROTECT,
+        related_name="clusters",
+        verbose_name=_("Docker host"),
     )
-    name = models.CharField(max_length=100)
+    name = models.CharField(_("Name"), max_length=100)
     executor = models.CharField(
-        max_length=10, choices=Executor.choices, default=Executor.DOCKER
+        _("Executor"), max_length=10, choices=Executor.choices, default=Executor.DOCKER
     )
     registry = models.ForeignKey(
         "registries.Registry",
@@ -157,17 +163,25 @@ class BuildCluster(TimeStamped):
         on_delete=models.SET_NULL,
         related_name="clusters",
         help_text=_("Private registry that builds push to."),
+        verbose_name=_("Private registry"),
     )
-    jenkins_url = models.URLField(blank=True)
-    jenkins_username = models.CharField(max_length=150, blank=True)
-    jenkins_token = EncryptedTextField()
+    jenkins_url = models.URLField(_("Jenkins URL"), blank=True)
+    jenkins_username = models.CharField(_("Jenkins user"), max_length=150, blank=True)
+    jenkins_token = EncryptedTextField(_("Jenkins API token"))
     status = models.CharField(
-        max_length=20, choices=ClusterStatus.choices, default=ClusterStatus.PENDING
+        _("Status"),
+        max_length=20,
+        choices=ClusterStatus.choices,
+        default=ClusterStatus.PENDING,
     )
-    last_error = models.TextField(blank=True)
-    last_provisioned_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(_("Last error"), blank=True)
+    last_provisioned_at = models.DateTimeField(
+        _("Last provisioned"), null=True, blank=True
+    )
 
     class Meta:
+        verbose_name = _("build cluster")
+        verbose_name_plural = _("build clusters")
         ordering = ["region__slug", "name"]
         constraints = [
             models.UniqueConstraint(
@@ -193,29 +207,38 @@ class BuildCluster(TimeStamped):
 
 class BuildAgent(TimeStamped):
     cluster = models.ForeignKey(
-        BuildCluster, on_delete=models.CASCADE, related_name="agents"
+        BuildCluster,
+        on_delete=models.CASCADE,
+        related_name="agents",
+        verbose_name=_("Build cluster"),
     )
     kind = models.CharField(
-        max_length=30, default="java", validators=[validate_kind]
+        _("Kind"), max_length=30, default="java", validators=[validate_kind]
     )  # java | node | ...
-    image = models.CharField(max_length=200)
+    image = models.CharField(_("Image"), max_length=200)
     # Container paths to keep in named volumes, e.g. ["/root/.m2"].
     cache_paths = models.JSONField(
-        default=list, blank=True, validators=[validate_cache_paths]
+        _("Cache paths"), default=list, blank=True, validators=[validate_cache_paths]
     )
-    settings_xml = EncryptedTextField(help_text=_("Private Maven settings.xml"))
+    settings_xml = EncryptedTextField(
+        _("Maven settings.xml"), help_text=_("Private Maven settings.xml")
+    )
     # Where builder containers see settings.xml (read-only), when it is set.
     settings_xml_path = models.CharField(
-        max_length=200, default="/root/.m2/settings.xml"
+        _("settings.xml path in the container"),
+        max_length=200,
+        default="/root/.m2/settings.xml",
     )
     concurrency = models.PositiveIntegerField(
-        default=1, validators=[MinValueValidator(1)]
+        _("Concurrent builds"), default=1, validators=[MinValueValidator(1)]
     )
     # Total size of the cache volumes, last measured (provision or build).
-    cache_bytes = models.BigIntegerField(null=True, blank=True)
-    cache_measured_at = models.DateTimeField(null=True, blank=True)
+    cache_bytes = models.BigIntegerField(_("Cache size (bytes)"), null=True, blank=True)
+    cache_measured_at = models.DateTimeField(_("Cache measured"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("build agent")
+        verbose_name_plural = _("build agents")
         ordering = ["cluster", "kind"]
         constraints = [
             models.UniqueConstraint(
@@ -236,26 +259,37 @@ class BuildAgent(TimeStamped):
 
 class Project(TimeStamped):
     cluster = models.ForeignKey(
-        BuildCluster, on_delete=models.PROTECT, related_name="projects"
+        BuildCluster,
+        on_delete=models.PROTECT,
+        related_name="projects",
+        verbose_name=_("Build cluster"),
     )
-    agent_kind = models.CharField(max_length=30, default="java")
-    name = models.SlugField(max_length=100, unique=True)
-    git_url = models.CharField(max_length=500, validators=[validate_git_url])
+    agent_kind = models.CharField(_("Agent kind"), max_length=30, default="java")
+    name = models.SlugField(_("Name"), max_length=100, unique=True)
+    git_url = models.CharField(
+        _("Git URL"), max_length=500, validators=[validate_git_url]
+    )
     default_ref = models.CharField(
-        max_length=200, default="main", validators=[validate_git_ref]
+        _("Default ref"), max_length=200, default="main", validators=[validate_git_ref]
     )
     dockerfile = models.CharField(
-        max_length=200, default="Dockerfile", validators=[validate_dockerfile]
+        _("Dockerfile"),
+        max_length=200,
+        default="Dockerfile",
+        validators=[validate_dockerfile],
     )
     # Shell command run in the agent's builder container before `docker build`.
-    dependency_command = models.TextField(blank=True)
+    dependency_command = models.TextField(_("Dependency command"), blank=True)
     image_repository = models.CharField(
+        _("Image repository"),
         max_length=200,
         help_text=_("e.g. team/api"),
         validators=[validate_image_repository],
     )
 
     class Meta:
+        verbose_name = _("project")
+        verbose_name_plural = _("projects")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -295,9 +329,12 @@ BUILD_TERMINAL_STATES = {
 
 
 class Build(models.Model):
-    id = models.UUIDField(primary_key=True)
+    id = models.UUIDField(_("ID"), primary_key=True)
     project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, related_name="builds"
+        Project,
+        on_delete=models.CASCADE,
+        related_name="builds",
+        verbose_name=_("Project"),
     )
     # The agent whose slot the build holds (or waits for); set at creation.
     agent = models.ForeignKey(
@@ -306,31 +343,47 @@ class Build(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="builds",
+        verbose_name=_("Agent"),
     )
-    number = models.PositiveIntegerField()
-    ref = models.CharField(max_length=200)
-    commit = models.CharField(max_length=64, blank=True)
+    number = models.PositiveIntegerField(_("Number"))
+    ref = models.CharField(_("Ref"), max_length=200)
+    commit = models.CharField(_("Commit"), max_length=64, blank=True)
     status = models.CharField(
-        max_length=20, choices=BuildStatus.choices, default=BuildStatus.QUEUED
+        _("Status"),
+        max_length=20,
+        choices=BuildStatus.choices,
+        default=BuildStatus.QUEUED,
     )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        verbose_name=_("Requested by"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("Created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("Started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("Finished"), null=True, blank=True)
     # Seconds per phase: queue, source, dependencies, build, push.
-    timings = models.JSONField(default=dict, blank=True)
-    cache = models.JSONField(default=dict, blank=True)  # sizes before/after, warm
-    image = models.CharField(max_length=300, blank=True)
-    image_digest = models.CharField(max_length=100, blank=True)
-    log = models.TextField(blank=True)
-    failure_line = models.TextField(blank=True)
-    phase = models.CharField(max_length=30, blank=True)  # current, or the failed one
-    exit_code = models.IntegerField(null=True, blank=True)
-    external_id = models.CharField(max_length=100, blank=True)  # Jenkins build no.
+    timings = models.JSONField(_("Timings"), default=dict, blank=True)
+    cache = models.JSONField(
+        _("Cache"), default=dict, blank=True
+    )  # sizes before/after, warm
+    image = models.CharField(_("Image"), max_length=300, blank=True)
+    image_digest = models.CharField(_("Image digest"), max_length=100, blank=True)
+    log = models.TextField(_("Log"), blank=True)
+    failure_line = models.TextField(_("Failure line"), blank=True)
+    phase = models.CharField(
+        _("Phase"), max_length=30, blank=True
+    )  # current, or the failed one
+    exit_code = models.IntegerField(_("Exit code"), null=True, blank=True)
+    external_id = models.CharField(
+        _("External ID"), max_length=100, blank=True
+    )  # Jenkins build no.
 
     class Meta:
+        verbose_name = _("build")
+        verbose_name_plural = _("builds")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["project", "number"], name="build_number")

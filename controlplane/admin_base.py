@@ -10,6 +10,7 @@
 from django import forms
 from django.apps import apps
 from django.contrib import admin
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from . import audit
@@ -63,7 +64,7 @@ class SecretsMixin:
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if isinstance(db_field, EncryptedTextField):
-            return SecretField(label=db_field.verbose_name.capitalize(), is_set=None)
+            return SecretField(label=capfirst(db_field.verbose_name), is_set=None)
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_form(self, request, obj=None, **kwargs):

@@ -10,8 +10,8 @@ from django.utils.translation import gettext_lazy as _
 
 
 class TimeStamped(models.Model):
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("Created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("Updated"), auto_now=True)
 
     class Meta:
         abstract = True
@@ -31,20 +31,30 @@ ROLE_ORDER = [Role.VIEWER, Role.OPERATOR, Role.ADMIN]
 class AuditEvent(models.Model):
     """One write by a person or token: who, what, when, which fields changed."""
 
-    at = models.DateTimeField(default=timezone.now, db_index=True)
+    at = models.DateTimeField(_("Time"), default=timezone.now, db_index=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        verbose_name=_("Actor"),
     )
-    actor_name = models.CharField(max_length=150, blank=True)
-    via = models.CharField(max_length=20, blank=True)  # ui | api | token | system
-    action = models.CharField(max_length=40)  # create | update | delete | apply ...
-    object_type = models.CharField(max_length=60, db_index=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    object_repr = models.CharField(max_length=200, blank=True)
+    actor_name = models.CharField(_("Actor name"), max_length=150, blank=True)
+    via = models.CharField(
+        _("Via"), max_length=20, blank=True
+    )  # ui | api | token | system
+    action = models.CharField(
+        _("Action"), max_length=40
+    )  # create | update | delete | apply ...
+    object_type = models.CharField(_("Object type"), max_length=60, db_index=True)
+    object_id = models.CharField(_("Object ID"), max_length=64, blank=True)
+    object_repr = models.CharField(_("Object"), max_length=200, blank=True)
     # Field names mapped to [old, new]; secret fields appear as "(changed)".
-    changes = models.JSONField(default=dict, blank=True)
+    changes = models.JSONField(_("Changes"), default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
@@ -59,16 +69,23 @@ class ApiToken(models.Model):
     """A bearer token; only its hash is stored and the raw value is shown once."""
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+        verbose_name=_("User"),
     )
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=12)  # shown in lists to tell tokens apart
-    token_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    name = models.CharField(_("Name"), max_length=100)
+    prefix = models.CharField(
+        _("Prefix"), max_length=12
+    )  # shown in lists to tell tokens apart
+    token_hash = models.CharField(_("Token hash"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("Created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("Last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("Revoked"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

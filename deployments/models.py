@@ -11,17 +11,25 @@ from regions.models import Region
 
 
 class Service(TimeStamped):
-    name = models.SlugField(max_length=100, unique=True)
+    name = models.SlugField(_("Name"), max_length=100, unique=True)
     project = models.ForeignKey(
-        "builds.Project", null=True, blank=True, on_delete=models.SET_NULL
+        "builds.Project",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        verbose_name=_("Project"),
     )
-    regions = models.ManyToManyField(Region, related_name="services", blank=True)
-    image = models.CharField(max_length=300, blank=True)
-    replicas = models.PositiveIntegerField(default=2)
-    port = models.PositiveIntegerField(default=8080)
-    health_path = models.CharField(max_length=200, default="/")
+    regions = models.ManyToManyField(
+        Region, related_name="services", blank=True, verbose_name=_("Regions")
+    )
+    image = models.CharField(_("Image"), max_length=300, blank=True)
+    replicas = models.PositiveIntegerField(_("Replicas"), default=2)
+    port = models.PositiveIntegerField(_("Port"), default=8080)
+    health_path = models.CharField(_("Health check path"), max_length=200, default="/")
 
     class Meta:
+        verbose_name = _("service")
+        verbose_name_plural = _("services")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -45,24 +53,36 @@ ROLLOUT_TERMINAL_STATES = {
 
 
 class Rollout(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4)
     service = models.ForeignKey(
-        Service, on_delete=models.CASCADE, related_name="rollouts"
+        Service,
+        on_delete=models.CASCADE,
+        related_name="rollouts",
+        verbose_name=_("Service"),
     )
-    image = models.CharField(max_length=300)
+    image = models.CharField(_("Image"), max_length=300)
     status = models.CharField(
-        max_length=20, choices=RolloutStatus.choices, default=RolloutStatus.PENDING
+        _("Status"),
+        max_length=20,
+        choices=RolloutStatus.choices,
+        default=RolloutStatus.PENDING,
     )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        verbose_name=_("Requested by"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    progress = models.JSONField(default=dict, blank=True)
-    log = models.TextField(blank=True)
+    created_at = models.DateTimeField(_("Created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("Started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("Finished"), null=True, blank=True)
+    progress = models.JSONField(_("Progress"), default=dict, blank=True)
+    log = models.TextField(_("Log"), blank=True)
 
     class Meta:
+        verbose_name = _("rollout")
+        verbose_name_plural = _("rollouts")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

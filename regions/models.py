@@ -12,12 +12,20 @@ class Region(TimeStamped):
         HOME = "home", _("Home")  # where images are built and the upstream lives
         EDGE = "edge", _("Edge")  # serves users; mirrors the home registry
 
-    slug = models.SlugField(max_length=50, unique=True, help_text=_("e.g. cn-hongkong"))
-    name = models.CharField(max_length=100)
-    provider = models.CharField(max_length=50, blank=True, default="aliyun")
-    role = models.CharField(max_length=10, choices=Role.choices, default=Role.EDGE)
+    slug = models.SlugField(
+        _("Slug"), max_length=50, unique=True, help_text=_("e.g. cn-hongkong")
+    )
+    name = models.CharField(_("Name"), max_length=100)
+    provider = models.CharField(
+        _("Provider"), max_length=50, blank=True, default="aliyun"
+    )
+    role = models.CharField(
+        _("Role"), max_length=10, choices=Role.choices, default=Role.EDGE
+    )
 
     class Meta:
+        verbose_name = _("region")
+        verbose_name_plural = _("regions")
         ordering = ["slug"]
 
     def __str__(self) -> str:
@@ -36,23 +44,27 @@ class DockerHost(TimeStamped):
         BUILD = "build", _("Build")
         APP = "app", _("App")
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="hosts")
-    name = models.CharField(max_length=100)
+    region = models.ForeignKey(
+        Region, on_delete=models.PROTECT, related_name="hosts", verbose_name=_("Region")
+    )
+    name = models.CharField(_("Name"), max_length=100)
     docker_url = models.CharField(
+        _("Docker URL"),
         max_length=300,
         help_text=_("unix:///var/run/docker.sock, tcp://h:2376, ssh://u@h"),
     )
-    roles = models.JSONField(default=list, blank=True)
+    roles = models.JSONField(_("Roles"), default=list, blank=True)
     # Client TLS for tcp:// engines; the key is a secret.
-    tls_ca_cert = models.TextField(blank=True)
-    tls_client_cert = models.TextField(blank=True)
-    tls_client_key = EncryptedTextField()
+    tls_ca_cert = models.TextField(_("TLS CA certificate"), blank=True)
+    tls_client_cert = models.TextField(_("TLS client certificate"), blank=True)
+    tls_client_key = EncryptedTextField(_("TLS client key"))
     # ssh:// engines: the key Ferry logs in with (a secret), and the host key
     # the server must present ("ssh-ed25519 AAAA..."). Left blank, the key
     # seen on the first successful check is recorded (trust on first use)
     # and any other key is refused from then on.
-    ssh_private_key = EncryptedTextField()
+    ssh_private_key = EncryptedTextField(_("SSH private key"))
     ssh_known_host_key = models.TextField(
+        _("SSH host key"),
         blank=True,
         help_text=_(
             "The SSH server's public host key, e.g. the line in "
@@ -62,15 +74,20 @@ class DockerHost(TimeStamped):
     )
 
     status = models.CharField(
-        max_length=20, choices=HostStatus.choices, default=HostStatus.UNKNOWN
+        _("Status"),
+        max_length=20,
+        choices=HostStatus.choices,
+        default=HostStatus.UNKNOWN,
     )
-    engine_version = models.CharField(max_length=50, blank=True)
-    container_count = models.IntegerField(null=True, blank=True)
-    last_seen = models.DateTimeField(null=True, blank=True)
-    last_checked = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    engine_version = models.CharField(_("Engine version"), max_length=50, blank=True)
+    container_count = models.IntegerField(_("Containers"), null=True, blank=True)
+    last_seen = models.DateTimeField(_("Last seen"), null=True, blank=True)
+    last_checked = models.DateTimeField(_("Last checked"), null=True, blank=True)
+    last_error = models.TextField(_("Last error"), blank=True)
 
     class Meta:
+        verbose_name = _("Docker host")
+        verbose_name_plural = _("Docker hosts")
         ordering = ["region__slug", "name"]
         constraints = [
             models.UniqueConstraint(
