@@ -9,16 +9,24 @@ Checks (each {"ok", "detail"} in Registry.health["checks"]):
 * storage: adapters.object_storage.check_store;
 * upstream (mirrors): GET upstream /v2/ answers 200 or 401; with upstream
   credentials set, they must be accepted.
-The endpoint is probed from Ferry: a registry bound to a remote host's
-loopback cannot be reached from here and shows as such.
+Where the endpoint is probed from: a registry bound to loopback on a remote
+Docker host cannot be reached from Ferry's machine, so then the probe runs on
+that host (adapters.host_probe: a short-lived FERRY_PROBE_IMAGE container on
+the host network). "Local" is decided by the URL alone: a unix:// docker_url
+is this machine's engine, and the probe runs from Ferry as before; tcp:// and
+ssh:// hosts are remote. Endpoints on other addresses are probed from Ferry
+(with TLS verified against the registry's certificate).
 """
 
+import base64
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from adapters import containers as engine
+from adapters import host_probe
 from adapters.docker_engine import engine_client
 from adapters.errors import AdapterError, RegistryAuthError
 from adapters.registry_api import RegistryClient
@@ -66,6 +74,56 @@ def check_containers(registry: Registry) -> dict:
     return _result(True, _("%d running") % len(wanted))
 
 
+def probes_in_host(registry: Registry) -> bool:
+    """Only the host itself reaches a loopback endpoint of a remote engine."""
+    remote = not registry.host.docker_url.startswith("unix://")
+    return remote and is_loopback(registry.listen_address)
+
+
+def _status_in_host(registry: Registry, url: str, authorization: str = ""):
+    with engine_client(host_connection(registry.host)) as client:
+        return host_probe.http_status_in_host(
+            client,
+            settings.FERRY_PROBE_IMAGE,
+            url + "/v2/",
+            name_prefix=f"ferry-reg-{registry.pk}-health",
+            labels={"ferry.role": "health-probe", "ferry.registry": str(registry.pk)},
+            authorization=authorization,
+            timeout=max(1, int(settings.FERRY_HTTP_TIMEOUT)),
+        )
+
+
+def _basic(username: str, password: str) -> str:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return f"Basic {token}"
+
+
+def check_endpoint_in_host(registry: Registry, url: str, user, needs_auth) -> dict:
+    """The endpoint as seen from its own Docker host (see probes_in_host)."""
+    try:
+        if needs_auth and user is None:
+            return _result(False, _("no user to log in with"))
+        auth = _basic(user.username, user.password) if needs_auth else ""
+        probe = _status_in_host(registry, url, auth)
+        if probe.status is None:
+            reason = _("%(url)s unreachable from the Docker host: %(reason)s")
+            return _result(False, reason % {"url": url, "reason": probe.reason})
+        if probe.status != 200:
+            reason = _("%(url)s answered %(status)d on the Docker host")
+            return _result(False, reason % {"url": url, "status": probe.status})
+        if not needs_auth:
+            return _result(True, _("%s: 200 (probed on the Docker host)") % url)
+        anonymous = _status_in_host(registry, url)
+    except AdapterError as exc:
+        return _result(False, exc.reason)
+    if anonymous.status != 401:
+        return _result(False, _("%s answers without credentials") % url)
+    return _result(
+        True,
+        _("%s: 200 with credentials, 401 without (probed on the Docker host)") % url,
+    )
+
+
 def check_endpoint(registry: Registry) -> dict:
     url = endpoint_url(registry)
     ca = registry.tls_certificate if url.startswith("https") else ""
@@ -73,6 +131,8 @@ def check_endpoint(registry: Registry) -> dict:
     needs_auth = registry.require_auth and (
         registry.kind == "mirror" or not is_loopback(registry.listen_address)
     )
+    if probes_in_host(registry):
+        return check_endpoint_in_host(registry, url, user, needs_auth)
     try:
         if needs_auth:
             if user is None:

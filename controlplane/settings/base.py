@@ -287,3 +287,9 @@ FERRY_JENKINS_STOP_WAIT = env_float("FERRY_JENKINS_STOP_WAIT", 30.0)
 # 0.5 KB: 50m x 3 holds ~300,000 requests).
 FERRY_REGISTRY_LOG_MAX_SIZE = env("FERRY_REGISTRY_LOG_MAX_SIZE", "50m")
 FERRY_REGISTRY_LOG_MAX_FILES = int(env("FERRY_REGISTRY_LOG_MAX_FILES", "3"))
+
+# registry health probes on remote hosts
+# A registry bound to loopback on a remote (tcp:// or ssh://) Docker host is
+# probed from that host: a short-lived container of this image (it needs
+# `sh`, `timeout` and `wget`) on the host network GETs /v2/.
+FERRY_PROBE_IMAGE = env("FERRY_PROBE_IMAGE", "busybox:1.36")
