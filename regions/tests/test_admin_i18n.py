@@ -3,11 +3,20 @@ translated verbose names, not from the Python identifiers."""
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from regions.models import DockerHost
 from registries.models import ObjectStore
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _restore_language():
+    """Chinese requests leave the thread's language active; later tests
+    (which make no request) expect the English they started with."""
+    with translation.override(translation.get_language()):
+        yield
 
 
 def _chinese(client):
