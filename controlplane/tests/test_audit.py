@@ -44,19 +44,19 @@ def test_host_writes_are_audited_with_their_changed_fields():
     region = Region.objects.create(slug="cn-hongkong", name="HK")
     host = api.post(
         "/api/v1/hosts/",
-        {"region": region.pk, "name": "h1", "docker_url": "tcp://10.1.1.1:2375"},
+        {"region": region.pk, "name": "h1", "docker_url": "tcp://127.1.1.1:2375"},
         format="json",
     ).json()
     api.patch(
         f"/api/v1/hosts/{host['id']}/",
-        {"docker_url": "tcp://10.1.1.2:2375"},
+        {"docker_url": "tcp://127.1.1.2:2375"},
         format="json",
     )
     events = events_for(api, "regions.dockerhost", host["id"])
     assert [e["action"] for e in events] == ["update", "create"]
     assert events[0]["changes"]["docker_url"] == [
-        "tcp://10.1.1.1:2375",
-        "tcp://10.1.1.2:2375",
+        "tcp://127.1.1.1:2375",
+        "tcp://127.1.1.2:2375",
     ]
 
 

@@ -139,7 +139,7 @@ def test_admin_creates_a_host_and_the_write_is_audited(admin_role_client, demo):
         {
             "region": region.pk,
             "name": "hk-2",
-            "docker_url": "tcp://10.0.0.1:2376",
+            "docker_url": "tcp://127.0.0.9:2376",
             "roles": ["app"],
             "tls_client_key": "",
         },

@@ -25,7 +25,7 @@ from regions.validators import validate_docker_url, validate_host_connection
         "tcp://[::1]:2376",
         "ssh://edge-1",
         "ssh://ops@edge-1",
-        "ssh://ops@10.0.0.5:2222",
+        "ssh://ops@127.0.0.5:2222",
     ],
 )
 def test_valid_docker_urls_pass(url):

@@ -127,9 +127,9 @@ def test_a_private_registry_has_no_proxy_and_listens_where_asked():
 
 
 def test_a_private_registry_beyond_loopback_gets_htpasswd_and_tls():
-    spec = replace(PRIVATE, listen_address="10.1.2.3", users=MIRROR.users)
+    spec = replace(PRIVATE, listen_address="0.0.0.0", users=MIRROR.users)
     cfg = config(spec)
-    assert cfg["http"]["addr"] == "10.1.2.3:5000"
+    assert cfg["http"]["addr"] == "0.0.0.0:5000"
     assert cfg["auth"]["htpasswd"]["path"] == "/etc/docker/registry/htpasswd"
     assert cfg["http"]["tls"]["key"] == "/etc/docker/registry/tls.key"
     paths = [path for path, _c, _m in registry_container(spec).files]
