@@ -3,14 +3,13 @@
 import re
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from controlplane.fields import EncryptedTextField
-from controlplane.models import TimeStamped
+from controlplane.models import RunRow, TimeStamped
 from regions.models import DockerHost, Region
 
 
@@ -328,7 +327,7 @@ BUILD_TERMINAL_STATES = {
 }
 
 
-class Build(models.Model):
+class Build(RunRow):
     id = models.UUIDField(_("ID"), primary_key=True)
     project = models.ForeignKey(
         Project,
@@ -354,16 +353,6 @@ class Build(models.Model):
         choices=BuildStatus.choices,
         default=BuildStatus.QUEUED,
     )
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        verbose_name=_("Requested by"),
-    )
-    created_at = models.DateTimeField(_("Created"), auto_now_add=True)
-    started_at = models.DateTimeField(_("Started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("Finished"), null=True, blank=True)
     # Seconds per phase: queue, source, dependencies, build, push.
     timings = models.JSONField(_("Timings"), default=dict, blank=True)
     cache = models.JSONField(

@@ -17,6 +17,24 @@ class TimeStamped(models.Model):
         abstract = True
 
 
+class RunRow(models.Model):
+    """Who asked for a run (build, rollout) and when it was queued, started, ended."""
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        verbose_name=_("Requested by"),
+    )
+    created_at = models.DateTimeField(_("Created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("Started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("Finished"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
 class Role(models.TextChoices):
     """Roles are ordered: each includes the rights of the ones before it."""
 

@@ -2,11 +2,10 @@
 
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from controlplane.models import TimeStamped
+from controlplane.models import RunRow, TimeStamped
 from regions.models import Region
 
 
@@ -52,7 +51,7 @@ ROLLOUT_TERMINAL_STATES = {
 }
 
 
-class Rollout(models.Model):
+class Rollout(RunRow):
     id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4)
     service = models.ForeignKey(
         Service,
@@ -67,16 +66,6 @@ class Rollout(models.Model):
         choices=RolloutStatus.choices,
         default=RolloutStatus.PENDING,
     )
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        verbose_name=_("Requested by"),
-    )
-    created_at = models.DateTimeField(_("Created"), auto_now_add=True)
-    started_at = models.DateTimeField(_("Started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("Finished"), null=True, blank=True)
     progress = models.JSONField(_("Progress"), default=dict, blank=True)
     log = models.TextField(_("Log"), blank=True)
 
