@@ -2,10 +2,15 @@
 "(changed)" in the audit trail; "" keeps the stored value."""
 
 import pytest
-from django.db import connection
 
 from controlplane.fields import secret_field_names as secrets_of
 from controlplane.serializers import SecretsModelSerializer
+from controlplane.testing.secrets import (
+    assert_ciphertext,
+    assert_responses_hide,
+    key_body,
+    raw_column,
+)
 from controlplane.tests.apiclient import token_client
 from regions.models import DockerHost, Region
 from registries.models import ObjectStore
@@ -16,27 +21,9 @@ STORE_SECRET = "s3cr3t-AKIA-do-not-leak-9f1c2e"
 STORE_SECRET_2 = "rotated-secret-77aa41-never-shown"
 
 
-def raw_column(table: str, column: str, pk: int) -> str:
-    """The stored value, bypassing the model field (no decryption)."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {column} FROM {table} WHERE id = %s", [pk])
-        return cursor.fetchone()[0]
-
-
-def assert_ciphertext(stored: str, plaintext: str) -> None:
-    assert stored.startswith("fernet:"), stored[:20]
-    assert plaintext not in stored
-    assert plaintext.encode().hex() not in stored
-
-
 @pytest.fixture
 def region():
     return Region.objects.create(slug="cn-hongkong", name="HK")
-
-
-def key_body(pem: str) -> str:
-    """A distinctive line of a PEM key (what a leak would contain)."""
-    return max(pem.splitlines(), key=len)
 
 
 def test_host_tls_key_is_never_returned_and_is_ciphertext_in_the_db(region, test_ca):
@@ -64,10 +51,7 @@ def test_host_tls_key_is_never_returned_and_is_ciphertext_in_the_db(region, test
         api.patch(f"/api/v1/hosts/{host_id}/", {"name": "renamed"}, format="json"),
         api.get("/api/v1/audit-events/"),
     ]
-    for response in responses:
-        assert response.status_code in (200, 201)
-        body = response.content.decode()
-        assert not any(leak in body for leak in leaks), response.request["PATH_INFO"]
+    assert_responses_hide(responses, leaks)
     assert created.json()["tls_client_key_set"] is True
     assert "tls_client_key" not in created.json()
 

@@ -15,10 +15,10 @@ import yaml
 from cryptography.fernet import Fernet, InvalidToken
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db import connection
 
 from controlplane import crypto
 from controlplane.models import AuditEvent
+from controlplane.testing.secrets import raw_field
 from regions.models import DockerHost, Region
 from registries.models import ObjectStore
 
@@ -112,13 +112,6 @@ def test_ensure_admin_generates_a_password_and_prints_it_once(monkeypatch):
 
 
 # -- rotate_encryption_key -------------------------------------------------------
-def _raw(model, field: str, pk) -> str:
-    table, column = model._meta.db_table, model._meta.get_field(field).column
-    with connection.cursor() as cursor:
-        cursor.execute(f'SELECT "{column}" FROM "{table}" WHERE id = %s', [pk])
-        return cursor.fetchone()[0]
-
-
 def _use_keys(settings, *keys: bytes) -> None:
     settings.FERRY_ENCRYPTION_KEYS = [key.decode() for key in keys]
     crypto._fernet.cache_clear()
@@ -145,7 +138,7 @@ def test_rotate_encryption_key_reencrypts_every_secret_with_the_new_key(
     )
     rows = [(ObjectStore, "secret_access_key", store.pk, "store-secret-1"),
             (DockerHost, "tls_client_key", host.pk, "key-2")]  # fmt: skip
-    before = {model: _raw(model, field, pk) for model, field, pk, _ in rows}
+    before = {model: raw_field(model, field, pk) for model, field, pk, _ in rows}
 
     _use_keys(settings, new, old)
     out = StringIO()
@@ -153,7 +146,7 @@ def test_rotate_encryption_key_reencrypts_every_secret_with_the_new_key(
     assert "registries.ObjectStore: 1 row(s)" in out.getvalue()
 
     for model, field, pk, plaintext in rows:
-        raw = _raw(model, field, pk)
+        raw = raw_field(model, field, pk)
         assert raw != before[model] and plaintext not in raw
         token = raw.removeprefix(crypto.PREFIX).encode()
         assert Fernet(new).decrypt(token).decode() == plaintext
