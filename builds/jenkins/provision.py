@@ -1,4 +1,4 @@
-"""A Jenkins cluster's containers: observe -> plan (pure) -> apply.
+"""A Jenkins cluster's containers, kept as desired by adapters.reconcile.
 
 Like the hand-written compose of such a cluster, on the cluster's host:
 
@@ -32,6 +32,7 @@ from adapters import containers as engine
 from adapters.docker_volumes import volume_ensure
 from adapters.errors import JenkinsError
 from adapters.jenkins import JenkinsAuthFailed, JenkinsClient, JenkinsUnreachable
+from adapters.reconcile import Action, Desired, Runner, apply_actions, observe, plan
 from builds.executors.docker import agent_prepare
 
 from .connection import cluster_jenkins
@@ -58,27 +59,6 @@ class ContainerPlan:
     @property
     def config_hash(self) -> str:
         return dict(self.labels)["ferry.config-hash"]
-
-
-@dataclass(frozen=True)
-class Observed:
-    id: str
-    name: str
-    role: str
-    config_hash: str
-    running: bool
-    image_id: str = ""
-
-
-@dataclass(frozen=True)
-class Action:
-    verb: str  # create | replace | start | remove
-    name: str
-    reason: str
-    observed_id: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.verb} {self.name} ({self.reason})"
 
 
 # -- names and specs ----------------------------------------------------------
@@ -191,54 +171,7 @@ def agent_plan(cluster, agent, mounts: list, secret: str) -> ContainerPlan:
     )
 
 
-# -- plan (pure) --------------------------------------------------------------
-def plan(
-    desired: list[ContainerPlan], observed: list[Observed], image_ids: dict[str, str]
-) -> list[Action]:
-    """What to do so that `observed` becomes `desired`; [] when they match."""
-    wanted = {spec.name: spec for spec in desired}
-    kept: dict[str, Observed] = {}
-    actions = []
-    for have in sorted(observed, key=lambda o: (not o.running, o.id)):
-        if have.name in wanted and have.name not in kept:
-            kept[have.name] = have
-        else:
-            reason = "duplicate" if have.name in wanted else "not desired"
-            actions.append(Action("remove", have.name, reason, have.id))
-    for spec in desired:
-        have = kept.get(spec.name)
-        image_id = image_ids.get(spec.image, "")
-        if have is None:
-            actions.append(Action("create", spec.name, "missing"))
-        elif have.config_hash != spec.config_hash:
-            actions.append(Action("replace", spec.name, "config changed", have.id))
-        elif image_id and have.image_id and have.image_id != image_id:
-            actions.append(Action("replace", spec.name, "image changed", have.id))
-        elif not have.running:
-            actions.append(Action("start", spec.name, "stopped", have.id))
-    return actions
-
-
-# -- observe / apply ----------------------------------------------------------
-def observe(client, cluster, master: bool) -> list[Observed]:
-    """The cluster's master container, or (master=False) all the others."""
-    found = []
-    for state in engine.list_owned(client, owner(cluster)):
-        role = state.labels.get("ferry.role", "")
-        if (role == "master") == master:
-            found.append(
-                Observed(
-                    id=state.id,
-                    name=state.name,
-                    role=role,
-                    config_hash=state.labels.get("ferry.config-hash", ""),
-                    running=state.running,
-                    image_id=state.image_id,
-                )
-            )
-    return found
-
-
+# -- observe -> plan -> apply ----------------------------------------------------
 def new_container(spec: ContainerPlan) -> engine.NewContainer:
     """The engine's container for a plan (binds must exist: no legacy binds)."""
     return engine.NewContainer(
@@ -255,35 +188,31 @@ def new_container(spec: ContainerPlan) -> engine.NewContainer:
     )
 
 
-def create_container(client, spec: ContainerPlan) -> str:
-    """Create and start one container."""
-    engine.remove(client, spec.name)  # a stray of that name without our labels
-    state = engine.create(client, new_container(spec))
-    engine.start(client, state.id)
-    return state.id
+def reconcile(
+    client, cluster, specs: list[ContainerPlan], master: bool
+) -> list[Action]:
+    """observe -> plan -> apply for the master or the agents; the actions.
 
-
-def apply(client, specs: list[ContainerPlan], actions: list[Action]) -> None:
-    by_name = {spec.name: spec for spec in specs}
-    for action in actions:
-        if action.verb == "remove":
-            engine.remove(client, action.observed_id)
-        elif action.verb == "start":
-            engine.start(client, action.observed_id)
-        elif action.verb == "replace":
-            engine.remove(client, action.observed_id)
-            create_container(client, by_name[action.name])
-        elif action.verb == "create":
-            create_container(client, by_name[action.name])
-        else:
-            raise ValueError(f"unknown action {action.verb}")
-
-
-def reconcile(client, cluster, specs: list[ContainerPlan], master: bool) -> list:
-    """observe -> plan -> apply for the master or the agents; the actions."""
-    image_ids = {spec.image: engine.image_id(client, spec.image) for spec in specs}
-    actions = plan(specs, observe(client, cluster, master), image_ids)
-    apply(client, specs, actions)
+    Nothing half-applied stays: a failed step undoes this pass's creates and
+    puts replaced containers back (adapters.reconcile's journal).
+    """
+    desired = [
+        Desired(
+            spec.role,
+            spec.name,
+            spec.config_hash,
+            "",
+            engine.image_id(client, spec.image),
+        )
+        for spec in specs
+    ]
+    observed = [
+        have
+        for have in observe(client, owner(cluster))
+        if (have.role == "master") == master
+    ]
+    actions = plan(desired, observed)
+    apply_actions(client, specs, actions, Runner(container=new_container))
     return actions
 
 

@@ -222,10 +222,12 @@ class RecordingEngine:
 
 @pytest.fixture
 def recording(monkeypatch):
+    from adapters import reconcile as generic
     from registries import reconcile
 
     def make(**kwargs):
         fake = RecordingEngine(**kwargs)
+        monkeypatch.setattr(generic, "engine", fake)
         monkeypatch.setattr(reconcile, "engine", fake)
         monkeypatch.setattr(reconcile, "wait_ready", lambda *a, **k: None)
         return fake
