@@ -16,8 +16,22 @@ KEY_PREFIX = "ferry:login-failures:"
 
 
 def client_address(request) -> str:
-    """The peer address; a proxy's X-Forwarded-For is not trusted here."""
-    return (request.META.get("REMOTE_ADDR") or "unknown") if request else "unknown"
+    """The client's address, seen through FERRY_TRUSTED_PROXIES proxies.
+
+    Behind N proxies of our own, each appends the address it saw to
+    X-Forwarded-For, so the client is the N-th entry from the right; entries
+    further left were written by the client and prove nothing. With no
+    trusted proxy (the default) the header is ignored: anyone can send it.
+    """
+    if request is None:
+        return "unknown"
+    peer = request.META.get("REMOTE_ADDR") or "unknown"
+    proxies = settings.FERRY_TRUSTED_PROXIES
+    if proxies <= 0:
+        return peer
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    return hops[-proxies] if len(hops) >= proxies else peer
 
 
 def _key(username: str, address: str) -> str:

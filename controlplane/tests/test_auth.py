@@ -9,7 +9,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from controlplane.models import ApiToken, AuditEvent
-from controlplane.ratelimit import login_blocked
+from controlplane.ratelimit import login_blocked, login_failures
 from controlplane.testing.wait import wait_for
 from controlplane.tests.apiclient import bearer_client, token_client, user_with_role
 from controlplane.tokens import token_create, token_revoke
@@ -176,3 +176,30 @@ def test_the_admin_login_has_the_same_limit(client):
     refused = login(client, "adm", "pw-adm", path="/admin/login/")
     assert "Too many failed log-in attempts" in refused.content.decode()
     assert "_auth_user_id" not in client.session
+
+
+@override_settings(FERRY_LOGIN_MAX_ATTEMPTS=2, FERRY_LOGIN_WINDOW=300)
+def test_behind_a_trusted_proxy_the_limit_is_per_client_not_per_proxy(client):
+    user_with_role("pat", "viewer")
+    proxy = "127.0.0.9"
+
+    def via_proxy(password, forwarded):
+        return client.post(
+            "/login/", {"username": "pat", "password": password},
+            REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=forwarded,
+        )  # fmt: skip
+
+    with override_settings(FERRY_TRUSTED_PROXIES=1):
+        # The client forges the left entry; our proxy appended the real one.
+        via_proxy("wrong", "127.1.1.1, 127.0.0.20")
+        via_proxy("wrong", "127.2.2.2, 127.0.0.20")
+        assert via_proxy("pw-pat", "127.3.3.3, 127.0.0.20").status_code == 429
+        # Another client behind the same proxy is not locked out with it.
+        assert via_proxy("pw-pat", "127.0.0.21").status_code == 302
+
+    assert login_blocked("pat", "127.0.0.20") and not login_blocked("pat", proxy)
+
+    # With no trusted proxy (the default) the header is ignored: anyone can send it.
+    via_proxy("wrong", "127.0.0.22")
+    assert login_failures("pat", proxy) == 1
+    assert login_failures("pat", "127.0.0.22") == 0
