@@ -2,15 +2,15 @@
 
 The master and agent images are local stand-ins (busybox with an entrypoint
 that records its arguments and sleeps), so the containers really run; the
-Jenkins API that registers the agents is the stand-in server. The plan is
-also tested as pure logic.
+Jenkins API that registers the agents is the stand-in server. The plan
+itself is adapters.reconcile.plan, tested as pure logic in
+registries/tests/test_plan.py.
 """
 
 import pytest
 
 from builds.executors.docker import cache_volume_name
 from builds.jenkins import provision
-from builds.jenkins.provision import Action, ContainerPlan, Observed, plan
 from builds.models import BuildAgent, ClusterStatus
 from builds.services import cluster_provision
 from controlplane.testing.wait import wait_for
@@ -22,53 +22,6 @@ from .jenkins_fixtures import (  # noqa: F401 - fixtures
 )
 
 SETTINGS_XML = "<settings><mirrors><mirror><id>corp</id></mirror></mirrors></settings>"
-
-
-# -- plan (pure) ---------------------------------------------------------------
-def spec(name: str, digest: str = "h1", image: str = "img") -> ContainerPlan:
-    return ContainerPlan(
-        role=name,
-        name=name,
-        image=image,
-        labels=(("ferry.config-hash", digest),),
-    )
-
-
-def seen(name, digest="h1", running=True, image_id="id1", cid=None) -> Observed:
-    return Observed(cid or f"c-{name}", name, name, digest, running, image_id)
-
-
-def test_plan_is_empty_when_everything_matches():
-    assert plan([spec("m")], [seen("m")], {"img": "id1"}) == []
-
-
-def test_plan_creates_missing_and_removes_what_is_not_desired():
-    actions = plan([spec("m")], [seen("old")], {"img": "id1"})
-    assert actions == [
-        Action("remove", "old", "not desired", "c-old"),
-        Action("create", "m", "missing"),
-    ]
-
-
-def test_plan_replaces_on_config_or_image_change_and_starts_stopped():
-    assert plan([spec("m", "h2")], [seen("m")], {}) == [
-        Action("replace", "m", "config changed", "c-m")
-    ]
-    assert plan([spec("m")], [seen("m")], {"img": "id2"}) == [
-        Action("replace", "m", "image changed", "c-m")
-    ]
-    assert plan([spec("m")], [seen("m", running=False)], {"img": "id1"}) == [
-        Action("start", "m", "stopped", "c-m")
-    ]
-
-
-def test_plan_keeps_the_running_one_of_duplicates():
-    actions = plan(
-        [spec("m")],
-        [seen("m", running=False, cid="a"), seen("m", cid="b")],
-        {"img": "id1"},
-    )
-    assert actions == [Action("remove", "m", "duplicate", "a")]
 
 
 # -- on a real engine ----------------------------------------------------------
