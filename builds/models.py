@@ -8,7 +8,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from controlplane.fields import EncryptedTextField
+from controlplane.fields import EncryptedTextField, URLField
 from controlplane.models import RunRow, TimeStamped
 from regions.models import DockerHost, Region
 
@@ -164,7 +164,7 @@ class BuildCluster(TimeStamped):
         help_text=_("Private registry that builds push to."),
         verbose_name=_("Private registry"),
     )
-    jenkins_url = models.URLField(_("Jenkins URL"), blank=True)
+    jenkins_url = URLField(_("Jenkins URL"), blank=True, assume_scheme="http")
     jenkins_username = models.CharField(_("Jenkins user"), max_length=150, blank=True)
     jenkins_token = EncryptedTextField(_("Jenkins API token"))
     status = models.CharField(

@@ -1,4 +1,4 @@
-"""Model fields for secrets: ciphertext in the column, plaintext in Python."""
+"""Model fields: secrets (ciphertext in the column, plaintext in Python) and URLs."""
 
 from django.db import models
 
@@ -26,6 +26,24 @@ class EncryptedTextField(models.TextField):
         if value is None:
             return value
         return crypto.encrypt(value)
+
+
+class URLField(models.URLField):
+    """A URLField whose forms (pages and admin) say which scheme a bare
+    host name gets: Django 6 changes the default from http to https."""
+
+    def __init__(self, *args, assume_scheme: str = "https", **kwargs):
+        self.assume_scheme = assume_scheme
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        if self.assume_scheme != "https":
+            kwargs["assume_scheme"] = self.assume_scheme
+        return name, path, args, kwargs
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"assume_scheme": self.assume_scheme, **kwargs})
 
 
 def secret_field_names(model) -> list[str]:

@@ -3,7 +3,7 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from controlplane.fields import EncryptedTextField
+from controlplane.fields import EncryptedTextField, URLField
 from controlplane.models import TimeStamped
 from regions.models import DockerHost, Region
 
@@ -96,7 +96,7 @@ class Registry(TimeStamped):
     image = models.CharField(
         _("Registry image"), max_length=200, blank=True
     )  # empty: the setting
-    upstream_url = models.URLField(_("Upstream URL"), max_length=300, blank=True)
+    upstream_url = URLField(_("Upstream URL"), max_length=300, blank=True)
     upstream_username = models.CharField(
         _("Upstream username"), max_length=150, blank=True
     )
