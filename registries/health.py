@@ -16,6 +16,10 @@ the host network). "Local" is decided by the URL alone: a unix:// docker_url
 is this machine's engine, and the probe runs from Ferry as before; tcp:// and
 ssh:// hosts are remote. Endpoints on other addresses are probed from Ferry
 (with TLS verified against the registry's certificate).
+The upstream of a mirror on a remote host is probed from that host too: it is
+the mirror's view of the region boundary that matters, not Ferry's. Busybox
+wget cannot do the token-auth dance, so when the host's probe gets a 401 with
+credentials set, the credentials themselves are checked from Ferry.
 """
 
 import base64
@@ -74,10 +78,14 @@ def check_containers(registry: Registry) -> dict:
     return _result(True, _("%d running") % len(wanted))
 
 
+def host_is_remote(registry: Registry) -> bool:
+    """A unix:// engine is this machine's; tcp:// and ssh:// ones are not."""
+    return not registry.host.docker_url.startswith("unix://")
+
+
 def probes_in_host(registry: Registry) -> bool:
     """Only the host itself reaches a loopback endpoint of a remote engine."""
-    remote = not registry.host.docker_url.startswith("unix://")
-    return remote and is_loopback(registry.listen_address)
+    return host_is_remote(registry) and is_loopback(registry.listen_address)
 
 
 def _status_in_host(registry: Registry, url: str, authorization: str = ""):
@@ -179,18 +187,59 @@ def check_storage(registry: Registry) -> dict:
 
 
 def check_upstream(registry: Registry) -> dict:
+    if host_is_remote(registry):
+        return check_upstream_in_host(registry)
+    return check_upstream_from_here(registry)
+
+
+def _ping_upstream(registry: Registry) -> tuple[str, str]:
+    """GET upstream /v2/ from Ferry: ("ok" | "refused" | "error", reason)."""
     url = registry.upstream_url.rstrip("/")
     user, password = registry.upstream_username, registry.upstream_password
     try:
         with RegistryClient(url, user, password) as client:
             client.ping()
     except RegistryAuthError as exc:
-        if user:
-            return _result(False, _("reachable, but it refused the credentials"))
-        return _result(True, _("reachable (%s)") % exc.reason)
+        return ("refused" if user else "ok"), exc.reason
+    except AdapterError as exc:
+        return "error", exc.reason
+    return "ok", ""
+
+
+def check_upstream_from_here(registry: Registry) -> dict:
+    outcome, reason = _ping_upstream(registry)
+    if outcome == "refused":
+        return _result(False, _("reachable, but it refused the credentials"))
+    if outcome == "error":
+        return _result(False, reason)
+    return _result(True, _("reachable (%s)") % reason if reason else _("reachable"))
+
+
+def check_upstream_in_host(registry: Registry) -> dict:
+    """The upstream as the mirror's host sees it (see the module's notes)."""
+    url = registry.upstream_url.rstrip("/")
+    user, password = registry.upstream_username, registry.upstream_password
+    try:
+        probe = _status_in_host(registry, url, _basic(user, password) if user else "")
     except AdapterError as exc:
         return _result(False, exc.reason)
-    return _result(True, _("reachable"))
+    if probe.status is None:
+        reason = _("%(url)s unreachable from the Docker host: %(reason)s")
+        return _result(False, reason % {"url": url, "reason": probe.reason})
+    if probe.status == 200:
+        return _result(True, _("reachable from the Docker host"))
+    if probe.status != 401:
+        reason = _("%(url)s answered %(status)d on the Docker host")
+        return _result(False, reason % {"url": url, "status": probe.status})
+    if not user:
+        return _result(True, _("reachable from the Docker host (it asks to log in)"))
+    outcome, reason = _ping_upstream(registry)
+    if outcome == "refused":
+        return _result(False, _("reachable, but it refused the credentials"))
+    if outcome == "error":
+        note = _("reachable from the Docker host; credentials not checked: %s")
+        return _result(True, note % reason)
+    return _result(True, _("reachable from the Docker host; credentials accepted"))
 
 
 def run_checks(registry: Registry, now) -> tuple[dict, int | None]:

@@ -16,6 +16,7 @@ from controlplane.testing.wait import wait_for
 from regions.models import DockerHost, Region
 from registries import groundtruth as gt
 from registries import metrics
+from registries.health import check_upstream
 from registries.models import ObjectStore, Registry
 
 from .gateway_fixtures import (  # noqa: F401 - fixtures
@@ -62,28 +63,6 @@ def start(mirror_site, registry, **kw):
     site = mirror_site(registry, **kw)
     site._rig = mirror_site.rig
     return site
-
-
-def upstream_check(registry) -> dict:
-    """registries.health's upstream check (the SITE helper's), or the same
-    probe through the registry API adapter while health.py is not there."""
-    try:
-        from registries.health import check_upstream
-    except ImportError:
-        from adapters.errors import RegistryAuthError
-        from adapters.registry_api import RegistryClient
-
-        try:
-            with RegistryClient(
-                registry.upstream_url,
-                registry.upstream_username,
-                registry.upstream_password,
-            ) as client:
-                client.ping()
-        except RegistryAuthError as exc:
-            return {"ok": False, "detail": f"refused the credentials: {exc}"}
-        return {"ok": True, "detail": "reachable"}
-    return check_upstream(registry)
 
 
 def sample_total(registry) -> dict:
@@ -210,7 +189,7 @@ def test_wrong_upstream_password_fails_clearly_and_is_not_cached(
     # Ferry's health check names the cause (what the registry page shows).
     registry = site.registry
     registry.upstream_username, registry.upstream_password = UP_USER, "wrong"
-    check = upstream_check(registry)
+    check = check_upstream(registry)
     assert not check["ok"] and "credentials" in check["detail"], check
 
     # Fix the password: same gateway and cache; the pull now works and the

@@ -2,7 +2,8 @@
 
 A second sandboxed dockerd listens on tcp://127.0.0.1:<free port>; the host
 row uses that URL, so Ferry treats it as remote and probes the loopback-bound
-private registry through a short-lived probe container on that engine.
+private registry, and a mirror's upstream, through a short-lived probe
+container on that engine.
 """
 
 import time
@@ -17,6 +18,8 @@ from controlplane.testing.ports import free_port
 from registries import services
 from registries.models import RegistryStatus
 from registries.tests.conftest import remove_registry_containers
+
+from .gateway_fixtures import home_fixture  # noqa: F401 - fixture
 
 WGET_401 = """\
 Connecting to 127.0.0.1:5000 (127.0.0.1:5000)
@@ -117,3 +120,60 @@ def test_loopback_registry_on_a_remote_host_is_probed_from_that_host(
         assert "unreachable" in registry.last_error
     finally:
         remove_registry_containers(remote.client, [registry.pk])
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_a_remote_mirrors_upstream_is_probed_from_its_host(
+    remote_engine, dockerd, test_images, home, settings
+):
+    """Plain upstream: 200 on the host. Token-auth upstream (the realm dance
+    busybox cannot do): 401 on the host, credentials then checked from Ferry.
+    Nothing listening: unreachable from the host, with wget's reason."""
+    from regions.models import DockerHost, Region
+    from registries.health import check_upstream
+    from registries.models import ObjectStore, Registry
+
+    from .conftest import start_upstream
+    from .gateway_rig import UP_PASSWORD, UP_USER
+
+    remote, url, images = remote_engine
+    settings.FERRY_PROBE_IMAGE = images.busybox
+    region = Region.objects.create(slug=f"r{uuid.uuid4().hex[:6]}", name="Remote")
+    host = DockerHost.objects.create(region=region, name="far", docker_url=url)
+    store = ObjectStore.objects.create(region=region, name="disk", kind="filesystem")
+    mirror = Registry(region=region, host=host, store=store, name="m", kind="mirror")
+    since = time.time() - 1
+
+    plain = start_upstream(dockerd.client, test_images.registry)
+    try:
+        mirror.upstream_url = plain.url
+        assert check_upstream(mirror) == {
+            "ok": True,
+            "detail": "reachable from the Docker host",
+        }
+    finally:
+        plain.remove()
+    assert _probe_events(remote.client, since), "the probe ran on the remote host"
+
+    mirror.upstream_url = home.url
+    result = check_upstream(mirror)
+    assert result["ok"] and "(it asks to log in)" in result["detail"], result
+    mirror.upstream_username, mirror.upstream_password = UP_USER, UP_PASSWORD
+    result = check_upstream(mirror)
+    assert result["ok"] and "credentials accepted" in result["detail"], result
+    mirror.upstream_password = "wrong"
+    result = check_upstream(mirror)
+    assert not result["ok"] and "refused the credentials" in result["detail"]
+
+    mirror.upstream_url = f"http://127.0.0.1:{free_port()}"
+    result = check_upstream(mirror)
+    assert not result["ok"]
+    assert "unreachable from the Docker host" in result["detail"]
+    assert "Connection refused" in result["detail"]
+    assert (
+        remote.client.containers.list(
+            all=True, filters={"label": "ferry.role=health-probe"}
+        )
+        == []
+    )
