@@ -12,6 +12,11 @@ DEBUG = False
 FERRY_HOST_HEALTH_INTERVAL = float(os.environ["FERRY_HOST_HEALTH_INTERVAL"])
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Close each request's connection when it ends: live-server request threads
+# die with their persistent connections still open, and PostgreSQL then
+# refuses to drop the test database ("being accessed by other users").
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+
 # A Celery worker process shares the SQLite test database (a file, see
 # controlplane/testing/fixtures.py) with pytest: wait for locks rather than
 # fail, and let readers run beside the writer.
