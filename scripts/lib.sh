@@ -26,6 +26,9 @@ ferry_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 ferry_missing_packages() {
   local pkg
   for pkg in "${FERRY_APT_PACKAGES[@]}"; do
+    # Docker's own packages (docker-ce) conflict with Debian's docker.io:
+    # any installed engine will do.
+    [ "$pkg" = docker.io ] && command -v dockerd >/dev/null 2>&1 && continue
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
       || printf '%s\n' "$pkg"
   done

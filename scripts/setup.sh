@@ -23,9 +23,22 @@ export DJANGO_SETTINGS_MODULE=controlplane.settings.dev
 
 pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
 
+marker_of() {  # what the command line of service $1 matches (grep -E)
+  case $1 in
+    redis) echo 'redis-server' ;;
+    worker) echo 'celery.*worker' ;;
+    beat) echo 'celery.*beat' ;;
+    web) echo 'gunicorn' ;;
+  esac
+}
+
+# A pid file that outlived its process (a reboot, a kill -9) may name some
+# other process by now: only a live pid running the service's own program
+# counts, and only such a pid is ever signalled.
 is_running() {
   local pid; pid=$(pid_of "$1")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -Eq -- "$(marker_of "$1")"
 }
 
 set_command() {  # sets CMD to the command line of service $1
@@ -58,7 +71,8 @@ start_one() {  # returns 1 when it was running already
 
 stop_one() {
   local name=$1 pid; pid=$(pid_of "$name")
-  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+  if ! is_running "$name"; then
+    [ -n "$pid" ] && echo "$name not running (stale pid file for $pid removed)"
     rm -f "$RUN/$name.pid"
     return 0
   fi

@@ -182,3 +182,31 @@ def test_test_script_fails_when_pytest_collects_no_tests():
     assert result.returncode == 1
     assert "collected no tests" in result.stderr
     assert not _cluster_dir(result.stdout).exists()
+
+
+def test_stale_pid_files_are_not_trusted_or_signalled(tmp_path):
+    """After a reboot a pid file may name an unrelated process: `status` must
+    not call it running and `stop` must not kill it (nor its group)."""
+    run = tmp_path / "run"
+    run.mkdir(parents=True)
+    # An unrelated process in its own session, as the services are.
+    bystander = subprocess.Popen(
+        ["sleep", "300"], stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        for name in SERVICES:
+            (run / f"{name}.pid").write_text(f"{bystander.pid}\n")
+        env = {**os.environ, "FERRY_VAR_DIR": str(tmp_path)}
+
+        status = run_script(ROOT, ["./scripts/setup.sh", "status"], env, timeout=60)
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.count(": stopped") == len(SERVICES), status.stdout
+
+        stop = run_script(ROOT, ["./scripts/setup.sh", "stop"], env, timeout=60)
+        assert stop.returncode == 0, stop.stderr
+        assert "stale pid file" in stop.stdout
+        assert bystander.poll() is None, "stop killed an unrelated process"
+        assert not list(run.glob("*.pid"))
+    finally:
+        bystander.kill()
+        bystander.wait()
