@@ -2,7 +2,8 @@
 
 Each host check holds a per-host lock in the cache (cache.add, with an
 expiry so a killed worker cannot hold it forever); a host whose check is
-still running is skipped rather than queued twice.
+still running is skipped rather than queued twice, and a queued check
+expires after one interval (workers busy with builds do not pile them up).
 """
 
 from celery import shared_task
@@ -43,6 +44,9 @@ def check_all_hosts_task() -> int:
     for host_id in DockerHost.objects.values_list("pk", flat=True):
         if cache.get(host_lock_key(host_id)) is not None:
             continue
-        check_host_task.delay(host_id)
+        # A check still queued when the next fan-out comes is worthless.
+        check_host_task.apply_async(
+            (host_id,), expires=settings.FERRY_HOST_HEALTH_INTERVAL
+        )
         queued += 1
     return queued

@@ -6,6 +6,7 @@ each of those skips at once if an apply of that registry holds the lease.
 """
 
 from celery import shared_task
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from . import services
@@ -37,11 +38,13 @@ def reconcile_all_registries_task() -> int:
     """Queue a reconcile pass for every applied registry; how many."""
     ids = services.registries_reconcile_all()
     for registry_id in ids:
-        registry_reconcile_task.delay(registry_id)
+        registry_reconcile_task.apply_async(
+            (registry_id,), expires=settings.FERRY_REGISTRY_RECONCILE_INTERVAL
+        )
     return len(ids)
 
 
-# == Prewarm (STORAGE/PREWARM/PAGES helper, H4b) ==================================
+# -- prewarm ------------------------------------------------------------------------
 @shared_task(ignore_result=True, time_limit=3600)
 def prewarm_image_task(
     registry_id: int, image: str, actor_id: int | None = None
@@ -63,7 +66,7 @@ def prewarm_image_task(
     return f"warm: {result.blobs} blobs, {result.bytes} bytes in {result.seconds}s"
 
 
-# -- metrics (registries/metrics.py, the metrics/gateway helper's section) --------
+# -- metrics (registries/metrics.py) -----------------------------------------------
 @shared_task(ignore_result=True, time_limit=300)
 def registry_sample_task(registry_id: int) -> str:
     """Count one registry's interval since its previous sample."""
@@ -83,5 +86,9 @@ def sample_all_registries_task() -> int:
 
     ids = metrics.registries_to_sample()
     for registry_id in ids:
-        registry_sample_task.delay(registry_id)
+        # Dropping an expired sample loses nothing: the next one's window
+        # starts where the previous stored sample ended.
+        registry_sample_task.apply_async(
+            (registry_id,), expires=settings.FERRY_REGISTRY_SAMPLE_INTERVAL
+        )
     return len(ids)

@@ -137,10 +137,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 FERRY_HOST_HEALTH_INTERVAL = env_float("FERRY_HOST_HEALTH_INTERVAL", 30.0)
+# Periodic work expires after its interval: while every worker is busy (long
+# builds), stale fan-outs are dropped instead of piling up; the next beat
+# sends a fresh one.
 CELERY_BEAT_SCHEDULE = {
     "host-health": {
         "task": "regions.tasks.check_all_hosts_task",
         "schedule": schedule(timedelta(seconds=FERRY_HOST_HEALTH_INTERVAL)),
+        "options": {"expires": FERRY_HOST_HEALTH_INTERVAL},
     },
 }
 
@@ -216,6 +220,7 @@ FERRY_REGISTRY_LOCK_WAIT = env_float("FERRY_REGISTRY_LOCK_WAIT", 10.0)
 CELERY_BEAT_SCHEDULE["registries-reconcile"] = {
     "task": "registries.tasks.reconcile_all_registries_task",
     "schedule": schedule(timedelta(seconds=FERRY_REGISTRY_RECONCILE_INTERVAL)),
+    "options": {"expires": FERRY_REGISTRY_RECONCILE_INTERVAL},
 }
 
 # builds
@@ -230,6 +235,7 @@ FERRY_BUILD_EXECUTORS: dict[str, str] = {}
 CELERY_BEAT_SCHEDULE["builds-reap"] = {
     "task": "builds.tasks.reap_builds_task",
     "schedule": schedule(timedelta(seconds=FERRY_BUILD_REAP_INTERVAL)),
+    "options": {"expires": FERRY_BUILD_REAP_INTERVAL},
 }
 
 # api / auth
@@ -256,6 +262,7 @@ FERRY_GATEWAY_CA_BUNDLE = env(
 CELERY_BEAT_SCHEDULE["registries-sample"] = {
     "task": "registries.tasks.sample_all_registries_task",
     "schedule": schedule(timedelta(seconds=FERRY_REGISTRY_SAMPLE_INTERVAL)),
+    "options": {"expires": FERRY_REGISTRY_SAMPLE_INTERVAL},
 }
 # Stable OpenAPI enum names: several models have a "status" or "kind" field.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {

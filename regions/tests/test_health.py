@@ -273,3 +273,40 @@ def test_beat_and_worker_mark_a_host_up_then_unreachable(
         f"Cannot connect to {engine.url}: no such socket (is dockerd running?)"
     )
     assert host.engine_version == version  # what was last seen stays visible
+
+
+@pytest.mark.django_db
+def test_queued_checks_and_periodic_fan_outs_expire_after_one_interval(redis_url):
+    """While every worker is busy (long builds), checks must not pile up:
+    each queued check, and each beat entry, expires after its interval."""
+    import json
+
+    import redis
+
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        interval = entry["schedule"].run_every.total_seconds()
+        assert entry["options"]["expires"] == interval, name
+
+    host = make_host("unix:///nonexistent/ferry-expiry.sock", name="expiring")
+    broker = redis.Redis.from_url(redis_url)
+    before = time.time()
+    assert check_all_hosts_task() >= 1
+    mine = []
+    for raw in broker.lrange("celery", 0, -1):
+        message = json.loads(raw)
+        headers = message["headers"]
+        if headers["task"] == "regions.tasks.check_host_task" and headers[
+            "argsrepr"
+        ] == repr((host.pk,)):
+            mine.append(raw)
+            expires = headers["expires"]
+    try:
+        assert len(mine) == 1
+        from datetime import datetime
+
+        deadline = datetime.fromisoformat(expires).timestamp()
+        interval = settings.FERRY_HOST_HEALTH_INTERVAL
+        assert before + interval - 1 <= deadline <= time.time() + interval + 1
+    finally:
+        for raw in mine:
+            broker.lrem("celery", 0, raw)
