@@ -5,7 +5,6 @@ set / not set). Writes go through the registries services when they exist,
 else through the generic audited object_save.
 """
 
-from importlib import import_module
 from typing import ClassVar
 
 from django import forms
@@ -15,16 +14,9 @@ from django.utils.translation import gettext_lazy as _
 from adapters.object_storage import check_store
 from controlplane.forms import AuditedModelForm
 
+from . import services
 from .models import ObjectStore, Registry
 from .prewarm import known_hosts, parse_reference
-
-
-def _service(name: str):
-    """A registries.services function if the site helper's module has it."""
-    try:
-        return getattr(import_module("registries.services"), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 class RegistryForm(AuditedModelForm):
@@ -92,10 +84,7 @@ class RegistryForm(AuditedModelForm):
         return self.cleaned_data.get("port") or 0
 
     def write(self, actor, target, data, via):
-        save = _service("registry_save")
-        if save is None:
-            return super().write(actor, target, data, via)
-        return save(actor, target, data, via=via)
+        return services.registry_save(actor, target, data, via=via)
 
 
 class ObjectStoreForm(AuditedModelForm):
@@ -154,12 +143,6 @@ class ObjectStoreForm(AuditedModelForm):
             field = result.field if result.field in self.fields else None
             self.add_error(field, _("Storage check failed: %s") % result.reason)
         return cleaned
-
-    def write(self, actor, target, data, via):
-        save = _service("store_save")
-        if save is None:
-            return super().write(actor, target, data, via)
-        return save(actor, target, data, via=via)
 
 
 class PrewarmForm(forms.Form):

@@ -40,10 +40,9 @@ from .groundtruth import (
     log_format_directive,
 )
 
-# Paths inside the gateway container (the SITE helper mounts/writes them).
+# Paths inside the gateway container (registries/site.py writes and mounts them).
 GATEWAY_CONF_PATH = "/etc/nginx/nginx.conf"
 GATEWAY_CACHE_DIR = "/var/cache/ferry-gateway"
-CACHE_DIR = GATEWAY_CACHE_DIR  # the name registries/site.py looks for
 CACHE_ZONE = "ferry_blobs"
 # A blob is immutable under its digest; unused entries leave after this.
 CACHE_INACTIVE = "30d"

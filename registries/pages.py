@@ -1,7 +1,7 @@
 """What the registry pages show, gathered in one place for the views.
 
 Reads only: metrics come from registries.metrics.registry_stats and the chart
-series from registries.selectors (the metrics helper's modules), events from
+series from registries.selectors, events from
 registries.events, the files from registries.render.render_site_files
 (masked). A part that cannot be computed shows its reason instead of
 breaking the page.

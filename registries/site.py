@@ -13,12 +13,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from . import render
+from . import gateway, render
 from .spec import RegistrySpec, registry_spec
 
 ROLE_ORDER = ("gateway", "registry", "nginx")  # start order: dependencies first
-DEFAULT_GATEWAY_CACHE_DIR = "/var/cache/ferry-gateway"
-DEFAULT_GATEWAY_CONF = "/etc/nginx/nginx.conf"
 
 
 @dataclass(frozen=True)
@@ -148,36 +146,25 @@ def nginx_container(spec: RegistrySpec) -> ContainerSpec:
     )
 
 
-def gateway_container(spec: RegistrySpec, registry, gateway) -> ContainerSpec:
+def gateway_container(spec: RegistrySpec, registry) -> ContainerSpec:
     """The upstream gateway (registries.gateway renders its nginx.conf)."""
-    conf_path = getattr(gateway, "GATEWAY_CONF_PATH", DEFAULT_GATEWAY_CONF)
-    cache_dir = getattr(gateway, "CACHE_DIR", DEFAULT_GATEWAY_CACHE_DIR)
+    conf_path = gateway.GATEWAY_CONF_PATH
     return _finish(
         spec,
         "gateway",
         spec.nginx_image,
         files=((conf_path, gateway.render_gateway_conf(registry), 0o644),),
         entrypoint=("nginx", "-c", conf_path, "-g", "daemon off;"),
-        mounts=(Mount(gateway_cache_volume(spec.id), cache_dir),),
+        mounts=(Mount(gateway_cache_volume(spec.id), gateway.GATEWAY_CACHE_DIR),),
         binds=(("127.0.0.1", spec.gateway_port),),
     )
-
-
-def _gateway_module():
-    """registries.gateway when the metrics helper has shipped it, else None."""
-    try:
-        from . import gateway
-    except ImportError:
-        return None
-    return gateway if hasattr(gateway, "render_gateway_conf") else None
 
 
 def site_containers(
     registry, masked: bool = False
 ) -> tuple[RegistrySpec, list[ContainerSpec]]:
     """The registry's spec and its desired containers, in start order."""
-    gateway = _gateway_module() if registry.kind == "mirror" else None
-    use_gateway = gateway is not None and bool(registry.gateway_port)
+    use_gateway = registry.kind == "mirror" and bool(registry.gateway_port)
     spec = registry_spec(
         registry,
         masked=masked,
@@ -185,7 +172,7 @@ def site_containers(
     )
     containers = []
     if use_gateway:
-        containers.append(gateway_container(spec, registry, gateway))
+        containers.append(gateway_container(spec, registry))
     containers.append(registry_container(spec))
     if spec.is_mirror:
         containers.append(nginx_container(spec))

@@ -2,11 +2,10 @@
 
 Every logged-in role reads; apply and prewarm need operator; creating,
 editing, deleting and rotating passwords need admin. Writes go through the
-services (registries.services by the site helper, prewarm here), never here.
+services (registries.services; prewarm in registries.tasks), never here.
 """
 
 import json
-from importlib import import_module
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
@@ -23,14 +22,10 @@ from controlplane.models import Role
 from controlplane.page_auth import admin_required, operator_required
 from controlplane.page_views import delete_or_refuse, form_save, fresh_copy
 
-from . import pages
+from . import pages, services
 from .forms import ObjectStoreForm, PrewarmForm, RegistryForm, RotatePasswordForm
 from .models import ObjectStore, Registry
 from .notifications import EnvelopeError, events_store, token_matches
-
-
-def _service(name: str):
-    return getattr(import_module("registries.services"), name)
 
 
 # -- reading ------------------------------------------------------------------
@@ -80,7 +75,7 @@ def registry_export(request, pk: int):
 def registry_apply(request, pk: int):
     registry = get_object_or_404(Registry, pk=pk)
     try:
-        _service("registry_request_apply")(request.user, registry, via="ui")
+        services.registry_request_apply(request.user, registry, via="ui")
     except ValidationError as exc:
         messages.error(request, _("Apply refused: %s") % "; ".join(exc.messages))
     else:
@@ -120,11 +115,11 @@ def registry_rotate_password(request, pk: int):
     if not form.is_valid():
         messages.error(request, _("Choose a user to rotate."))
         return redirect("registries:registry_detail", pk=pk)
-    username, password = _service("registry_rotate_password")(
+    username, password = services.registry_rotate_password(
         request.user, registry, form.cleaned_data["username"], via="ui"
     )
     # nginx only learns the new htpasswd from an apply (queued after commit).
-    _service("registry_request_apply")(request.user, registry, via="ui")
+    services.registry_request_apply(request.user, registry, via="ui")
     context = {"registry": registry, "username": username, "password": password}
     response = render(request, "registries/password_rotated.html", context)
     response["Cache-Control"] = "no-store"
@@ -146,7 +141,6 @@ def registry_edit(request, pk: int):
 @admin_required
 def registry_delete(request, pk: int):
     registry = get_object_or_404(Registry, pk=pk)
-    services = import_module("registries.services")
     try:
         services.registry_delete(request.user, registry, via="ui")
     except (ValidationError, services.ApplyBusy) as exc:
