@@ -8,7 +8,6 @@ app has no data yet stays None and the card shows "—".
 """
 
 import logging
-from importlib import import_module
 
 from .models import Region
 from .selectors import regions_with_host_counts
@@ -38,15 +37,13 @@ def region_cards() -> list[dict]:
 
 def region_hit_rate(region: Region) -> float | None:
     """Hit rate of the region's mirror, from registries.metrics.registry_stats."""
-    try:
-        stats_of = import_module("registries.metrics").registry_stats
-    except (ImportError, AttributeError):
-        return None  # the metrics module is not there yet
+    from registries.metrics import registry_stats  # regions does not import it at load
+
     mirror = region.registries.filter(kind="mirror").order_by("pk").first()
     if mirror is None:
         return None
     try:
-        stats = stats_of(mirror) or {}
+        stats = registry_stats(mirror) or {}
     except Exception:  # a broken selector must not take the overview down
         log.exception("registry_stats failed for registry %s", mirror.pk)
         return None

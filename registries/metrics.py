@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from adapters import object_storage
 from adapters.errors import AdapterError
 
 from .gateway_status import error_from_records, error_from_stderr, gateway_status
@@ -84,18 +85,13 @@ def _store_gauges(registry, now: datetime) -> dict:
             "object_count": previous.object_count,
             "abandoned_upload_bytes": previous.abandoned_upload_bytes,
         }
-    try:
-        from adapters import object_storage
-    except ImportError:
-        return {}
     gauges = {}
     try:
         usage = object_storage.store_usage(registry.store)
         if usage is not None:
             gauges.update(storage_bytes=usage.bytes, object_count=usage.objects)
-        abandoned = getattr(object_storage, "abandoned_upload_bytes", None)
-        if abandoned is not None:
-            gauges["abandoned_upload_bytes"] = abandoned(registry.store)
+        abandoned = object_storage.abandoned_upload_bytes(registry.store)
+        gauges["abandoned_upload_bytes"] = abandoned
     except AdapterError as exc:
         log.warning("registry %s: store usage unavailable: %s", registry.pk, exc)
     return gauges
