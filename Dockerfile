@@ -12,9 +12,10 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=controlplane.settings.production
-# gettext: compilemessages below.
+# gettext: compilemessages below. git and openssh-client: the worker fetches
+# project sources with git (ssh:// and git@host: URLs go through ssh).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends gettext \
+    && apt-get install -y --no-install-recommends gettext git openssh-client \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements.txt constraints.txt ./

@@ -13,6 +13,8 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+from django.utils.translation import gettext as _
+
 from .errors import AdapterError, AdapterTimeout
 
 
@@ -45,6 +47,11 @@ def _git(
         )
     except subprocess.TimeoutExpired as exc:
         raise AdapterTimeout(f"git {args[0]} took longer than {timeout:g} s") from exc
+    except FileNotFoundError as exc:
+        # No git executable on PATH (cwd is made by the caller and exists).
+        raise SourceError(
+            _("git is not installed where Ferry's worker runs; install git there.")
+        ) from exc
     if done.stderr:
         on_output(done.stderr)
     if done.returncode != 0:

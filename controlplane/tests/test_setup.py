@@ -216,6 +216,22 @@ def test_compose_runs_the_control_plane_with_production_settings():
     assert "collectstatic" in dockerfile and "static/vendor" in dockerfile
 
 
+def test_the_image_has_git_and_ssh_for_the_worker():
+    # The worker fetches project sources with git (ssh:// URLs through ssh);
+    # python:3.11-slim has neither.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    final_stage = dockerfile.rsplit("\nFROM ", 1)[1].replace("\\\n", " ")
+    installed = set()
+    for line in final_stage.splitlines():
+        for command in line.split("&&"):
+            words = command.split()
+            if words[:1] == ["RUN"]:
+                words = words[1:]
+            if words[:2] == ["apt-get", "install"]:
+                installed |= {w for w in words[2:] if not w.startswith("-")}
+    assert {"git", "openssh-client"} <= installed, installed
+
+
 def test_readme_begins_with_the_two_commands_and_ci_runs_the_second():
     lines = [line for line in (ROOT / "README.md").read_text().splitlines() if line]
     assert lines[0] == "# Ferry"
