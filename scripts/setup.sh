@@ -3,8 +3,9 @@
 #
 # start (default): installs what is missing, migrates, makes sure an admin
 # exists, seeds the demo topology into an empty database, then runs Redis,
-# the web server, a Celery worker and beat in the background (pid files and
-# logs under var/) and prints the URL. Running it again starts nothing twice.
+# the web server, two Celery workers (quick tasks; builds and other long
+# work) and beat in the background (pid files and logs under var/) and
+# prints the URL. Running it again starts nothing twice.
 # stop: stops what start started, by pid file only.
 #
 # Environment: FERRY_PORT (web, default 8000), FERRY_REDIS_PORT (default
@@ -17,7 +18,7 @@ PORT=${FERRY_PORT:-8000}
 REDIS_PORT=${FERRY_REDIS_PORT:-6390}
 RUN=$FERRY_VAR/run
 LOG=$FERRY_VAR/log
-SERVICES=(redis worker beat web)  # start order; stop runs it backwards
+SERVICES=(redis worker builder beat web)  # start order; stop runs it backwards
 
 export DJANGO_SETTINGS_MODULE=controlplane.settings.dev
 
@@ -26,7 +27,8 @@ pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
 marker_of() {  # what the command line of service $1 matches (grep -E)
   case $1 in
     redis) echo 'redis-server' ;;
-    worker) echo 'celery.*worker' ;;
+    worker) echo 'celery.*-n worker@' ;;
+    builder) echo 'celery.*-n builder@' ;;
     beat) echo 'celery.*beat' ;;
     web) echo 'gunicorn' ;;
   esac
@@ -46,8 +48,12 @@ set_command() {  # sets CMD to the command line of service $1
   case $1 in
     redis) CMD=(redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save ""
                 --appendonly no --dir "$FERRY_VAR") ;;
-    worker) CMD=("$venv/celery" -A controlplane.celery worker --loglevel INFO
-                 --concurrency 2) ;;
+    # Quick tasks (checks, applies, cancels) on the default queue; builds,
+    # provisioning and prewarm on "long", so they never hold the quick ones up.
+    worker) CMD=("$venv/celery" -A controlplane.celery worker -n worker@%h
+                 -Q celery --loglevel INFO --concurrency 2) ;;
+    builder) CMD=("$venv/celery" -A controlplane.celery worker -n builder@%h
+                  -Q long --loglevel INFO --concurrency 2) ;;
     # --pidfile= : beat would otherwise write celerybeat.pid into the cwd.
     beat) CMD=("$venv/celery" -A controlplane.celery beat --loglevel INFO
                --schedule "$FERRY_VAR/celerybeat-schedule" --pidfile=) ;;
@@ -126,6 +132,7 @@ start_all() {
   wait_ready redis "tcp:$REDIS_PORT"
   prepare_database
   start_one worker || true
+  start_one builder || true
   start_one beat || true
   # The URL is the one the running web server was started with.
   start_one web && echo "http://127.0.0.1:$PORT/" >"$RUN/web.url"

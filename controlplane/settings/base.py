@@ -134,6 +134,15 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
+# Long work (builds, cluster provisioning, prewarm) has its own queue and
+# worker (setup.sh's "builder", compose's "builder"), so it never holds up
+# host checks, applies, cancels and the reaper on the default queue.
+FERRY_LONG_QUEUE = "long"
+CELERY_TASK_ROUTES = {
+    "builds.tasks.build_run_task": {"queue": FERRY_LONG_QUEUE},
+    "builds.tasks.cluster_provision_task": {"queue": FERRY_LONG_QUEUE},
+    "registries.tasks.prewarm_image_task": {"queue": FERRY_LONG_QUEUE},
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 FERRY_HOST_HEALTH_INTERVAL = env_float("FERRY_HOST_HEALTH_INTERVAL", 30.0)

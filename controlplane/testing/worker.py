@@ -44,7 +44,7 @@ class CeleryWorker:
 def worker_command(name: str, directory: Path, beat: bool) -> list[str]:
     cmd = [
         sys.executable, "-m", "celery", "-A", "controlplane", "worker",
-        "--loglevel=INFO", "-P", "solo", "-n", name,
+        "--loglevel=INFO", "-P", "solo", "-n", name, "-Q", "celery,long",
         "--without-gossip", "--without-mingle",
     ]  # fmt: skip
     if beat:

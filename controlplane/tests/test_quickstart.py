@@ -2,11 +2,12 @@
 
 The set-up test copies the working tree (what a fresh clone holds) to a temp
 dir and runs ./scripts/setup.sh there: a new virtualenv, npm assets, SQLite,
-Redis, gunicorn, Celery worker and beat on free ports. It then logs in as
+Redis, gunicorn, two Celery workers and beat on free ports. It then logs in as
 the admin from the environment and sees the demo regions, runs the command
 again (nothing starts twice) and stops everything by pid file.
 """
 
+import json
 import os
 import re
 import secrets
@@ -23,7 +24,7 @@ from controlplane.testing.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SLUGS = ("cn-hangzhou", "cn-hongkong", "us-west-1")
-SERVICES = ("redis", "worker", "beat", "web")
+SERVICES = ("redis", "worker", "builder", "beat", "web")
 
 
 def copy_working_tree(dest: Path) -> None:
@@ -103,6 +104,23 @@ def all_hosts_checked(session: requests.Session, url: str) -> bool:
     return all(h["last_checked"] and h["status"] != "unknown" for h in hosts)
 
 
+def active_queues(tree: Path, env: dict) -> dict[str, set[str]]:
+    """Node name (before the @) -> the queues it consumes, asked via Redis."""
+    broker = f"redis://127.0.0.1:{env['FERRY_REDIS_PORT']}/0"
+    answer = run_script(
+        tree,
+        [".venv/bin/celery", "-A", "controlplane.celery", "inspect",
+         "active_queues", "--json", "--timeout", "5"],
+        {**env, "REDIS_URL": broker}, timeout=60,
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    nodes = json.loads(answer.stdout)
+    return {
+        node.split("@")[0]: {queue["name"] for queue in queues}
+        for node, queues in nodes.items()
+    }
+
+
 @pytest.mark.integration
 def test_setup_script_brings_ferry_up_with_the_demo_regions(quickstart):
     tree, env, started = quickstart
@@ -133,6 +151,10 @@ def test_setup_script_brings_ferry_up_with_the_demo_regions(quickstart):
         timeout=120,
         message=lambda: (tree / "var/log/worker.log").read_text()[-2000:],
     )
+
+    # Builds and other long work go to the builder; the worker keeps the
+    # default queue (host checks, applies, cancels) free of them.
+    assert active_queues(tree, env) == {"worker": {"celery"}, "builder": {"long"}}
 
     second = run_script(tree, ["./scripts/setup.sh"], env, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
