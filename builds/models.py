@@ -329,9 +329,11 @@ BUILD_TERMINAL_STATES = {
 
 class Build(RunRow):
     id = models.UUIDField(_("ID"), primary_key=True)
+    # PROTECT: deleting a project must not erase its build history (or a
+    # running build under its executor); the API answers 409.
     project = models.ForeignKey(
         Project,
-        on_delete=models.CASCADE,
+        on_delete=models.PROTECT,
         related_name="builds",
         verbose_name=_("Project"),
     )

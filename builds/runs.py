@@ -83,9 +83,18 @@ def _execute(build: Build) -> BuildResult:
 
 
 def build_finish(build: Build, result: BuildResult) -> bool:
-    """Record the end of a running build (compare-and-set); kick its queue."""
+    """Record the end of a running build (compare-and-set); kick its queue.
+
+    The row may be gone (deleted while the executor ran): nothing is left to
+    record, but the agent's slot is free, so its queue is kicked all the same.
+    """
     now = timezone.now()
-    current = Build.objects.get(pk=build.pk)
+    current = Build.objects.filter(pk=build.pk).first()
+    if current is None:
+        log.warning("build %s: the row vanished before it finished", build.pk)
+        if build.agent_id:
+            agent_kick(build.agent_id)
+        return False
     timings = dict(current.timings or {})
     if current.started_at:
         timings["total"] = round((now - current.started_at).total_seconds(), 3)

@@ -53,9 +53,10 @@ ROLLOUT_TERMINAL_STATES = {
 
 class Rollout(RunRow):
     id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4)
+    # PROTECT: deleting a service must not erase its rollout history.
     service = models.ForeignKey(
         Service,
-        on_delete=models.CASCADE,
+        on_delete=models.PROTECT,
         related_name="rollouts",
         verbose_name=_("Service"),
     )

@@ -246,3 +246,19 @@ def test_project_with_an_agent_the_cluster_lacks_is_rejected(operator_api, clust
     )
     assert answer.status_code == 400
     assert "agent_kind" in field_errors(answer)
+
+
+def test_a_project_with_builds_cannot_be_deleted(operator_api, project):
+    for number, status in ((1, BuildStatus.SUCCEEDED), (2, BuildStatus.RUNNING)):
+        Build.objects.create(
+            id=f"00000000-0000-0000-0000-00000000000{number}",
+            project=project, number=number, ref="main", status=status,
+        )  # fmt: skip
+
+    answer = operator_api.delete(f"/api/v1/projects/{project.pk}/")
+
+    assert answer.status_code == 409, answer.content
+    assert answer.json()["detail"] == "Still in use by: shop#1, shop#2"
+    assert Project.objects.filter(pk=project.pk).exists()
+    assert project.builds.count() == 2
+    assert not AuditEvent.objects.filter(action="delete").exists()

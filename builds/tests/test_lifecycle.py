@@ -113,6 +113,25 @@ def test_a_cancel_that_wins_the_race_stays_cancelled(project, settings):
     assert "total" in ended.timings
 
 
+class VanishesMidway(Executor):
+    """The build's row is deleted (e.g. by an admin) while the executor works."""
+
+    def start(self, build):
+        Build.objects.filter(pk=build.pk).delete()
+        return BuildResult.succeeded()
+
+
+def test_a_build_deleted_while_it_runs_still_frees_its_slot(project, settings):
+    settings.FERRY_BUILD_EXECUTORS = {"docker": f"{__name__}.VanishesMidway"}
+    project.cluster.agents.update(concurrency=1)
+    first, second = build_create(None, project), build_create(None, project)
+
+    assert build_run(first.pk) == BuildStatus.SUCCEEDED
+
+    assert not Build.objects.filter(pk=first.pk).exists()
+    assert statuses(second) == ["running"]  # the queue was kicked
+
+
 class Unreachable(Executor):
     def start(self, build):
         raise HostUnreachable("Cannot connect to unix:///x.sock: no such socket")

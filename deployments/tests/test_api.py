@@ -54,3 +54,16 @@ def test_a_bad_service_name_is_a_400_naming_the_field():
     response = api.post(SERVICES, {"name": "not a slug!"}, format="json")
     assert response.status_code == 400
     assert "name" in field_errors(response)
+
+
+def test_a_service_with_rollouts_cannot_be_deleted():
+    service = Service.objects.create(name="web")
+    Rollout.objects.create(service=service, image="reg/web:2")
+    api = token_client("operator")
+
+    answer = api.delete(f"{SERVICES}{service.pk}/")
+
+    assert answer.status_code == 409, answer.content
+    assert answer.json()["detail"] == "Still in use by: web → reg/web:2"
+    assert service.rollouts.count() == 1
+    assert not AuditEvent.objects.filter(action="delete").exists()
