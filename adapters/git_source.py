@@ -8,6 +8,7 @@ fails with git's own message instead of hanging.
 """
 
 import os
+import re
 import subprocess
 import tarfile
 from collections.abc import Callable
@@ -30,11 +31,34 @@ GIT_ENV = {
 }
 
 
+# scheme://userinfo@ in any text: a URL's user part may hold a secret.
+USERINFO_RE = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/\s]+)@")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with URL passwords and http(s) users (tokens) shown as ***.
+
+    Projects cannot be saved with credentials in their URL; this keeps one
+    that got there anyway out of build logs and failure lines.
+    """
+
+    def hide(match: re.Match) -> str:
+        scheme, info = match["scheme"], match["info"]
+        user, colon, _password = info.partition(":")
+        if colon:
+            return f"{scheme}{user}:***@"
+        if scheme.lower().startswith("ssh"):
+            return match[0]  # ssh://git@host: a login name, not a secret
+        return f"{scheme}***@"
+
+    return USERINFO_RE.sub(hide, text)
+
+
 def _git(
     args: list[str], cwd: Path, timeout: float, on_output: Callable[[str], None]
 ) -> str:
     """Run one git command; its output goes to on_output; stdout is returned."""
-    on_output(f"$ git {' '.join(args)}\n")
+    on_output(redact_urls(f"$ git {' '.join(args)}\n"))
     try:
         done = subprocess.run(
             ["git", *args],
@@ -52,10 +76,11 @@ def _git(
         raise SourceError(
             _("git is not installed where Ferry's worker runs; install git there.")
         ) from exc
-    if done.stderr:
-        on_output(done.stderr)
+    stderr = redact_urls(done.stderr)
+    if stderr:
+        on_output(stderr)
     if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        lines = [line for line in stderr.splitlines() if line.strip()]
         raise SourceError(lines[-1] if lines else f"git {args[0]} failed")
     return done.stdout
 

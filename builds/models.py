@@ -83,6 +83,14 @@ def validate_git_url(value: str) -> None:
     a leading "-" as an option.
     """
     value = value or ""
+    if url_has_credentials(value):
+        raise ValidationError(
+            _(
+                "Remove the credentials from the git URL: it is shown to "
+                "viewers, stored in audit events and printed in build logs. "
+                "Use an ssh:// URL with a key the worker has instead."
+            )
+        )
     if not any(ch.isspace() for ch in value) and _git_url_ok(value):
         return
     raise ValidationError(
@@ -92,6 +100,34 @@ def validate_git_url(value: str) -> None:
             "file:///srv/git/app.git."
         )
     )
+
+
+def url_has_credentials(value: str) -> bool:
+    """True when a URL carries a secret in its user part: a password
+    (user:password@), or any user over http(s)/git (https://token@host/).
+
+    A user alone is fine for ssh (ssh://git@host/..., git@host:path): it is
+    the login name, the key stays with the worker.
+    """
+    try:
+        parts = urlsplit(value or "")
+        password = parts.password
+    except ValueError:  # e.g. a port that is not a number
+        return False
+    if "@" not in parts.netloc:
+        return False
+    return password is not None or parts.scheme.lower() != "ssh"
+
+
+def validate_jenkins_url(value: str) -> None:
+    if url_has_credentials(value):
+        raise ValidationError(
+            _(
+                "Remove the credentials from the Jenkins URL: viewers see it "
+                "and it appears in error messages. Give the Jenkins user and "
+                "API token in their own fields."
+            )
+        )
 
 
 def _git_url_ok(value: str) -> bool:
@@ -164,7 +200,12 @@ class BuildCluster(TimeStamped):
         help_text=_("Private registry that builds push to."),
         verbose_name=_("Private registry"),
     )
-    jenkins_url = URLField(_("Jenkins URL"), blank=True, assume_scheme="http")
+    jenkins_url = URLField(
+        _("Jenkins URL"),
+        blank=True,
+        assume_scheme="http",
+        validators=[validate_jenkins_url],
+    )
     jenkins_username = models.CharField(_("Jenkins user"), max_length=150, blank=True)
     jenkins_token = EncryptedTextField(_("Jenkins API token"))
     status = models.CharField(

@@ -345,6 +345,60 @@ def test_a_bad_git_url_is_refused_on_its_field_ui_and_api(client, cluster, git_u
     assert not Project.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "git_url",
+    ["https://deploy:s3cret@git.example.com/team/web.git",
+     "https://s3cret@git.example.com/team/web.git",
+     "ssh://git:s3cret@git.example.com/team/web.git"],
+)  # fmt: skip
+def test_credentials_in_the_git_url_are_refused_saying_why(client, cluster, git_url):
+    page = as_role(client, "operator").post(
+        "/builds/projects/new/", project_data(cluster, git_url=git_url)
+    )
+    assert page.status_code == 400
+    assert "shown to viewers" in field_error(page, "git_url")
+
+    api = token_client("operator")
+    answer = api.post(
+        "/api/v1/projects/", project_data(cluster, git_url=git_url), format="json"
+    )
+    assert answer.status_code == 400
+    assert "Remove the credentials" in field_errors(answer)["git_url"]
+    project = Project.objects.create(
+        cluster=cluster, name="shop", git_url="https://git.example.com/shop.git",
+        image_repository="team/shop",
+    )  # fmt: skip
+    answer = api.patch(
+        f"/api/v1/projects/{project.pk}/", {"git_url": git_url}, format="json"
+    )
+    assert answer.status_code == 400 and "git_url" in field_errors(answer)
+    assert Project.objects.get().git_url == "https://git.example.com/shop.git"
+    assert "s3cret" not in str(list(AuditEvent.objects.values_list("changes")))
+
+
+def test_credentials_in_the_jenkins_url_are_refused_saying_why(
+    client, region, host, jenkins_cluster
+):
+    url = "http://admin:s3cret@127.0.0.1:18080/"
+    data = {**CLUSTER_FORM, "region": region.pk, "host": host.pk}
+    data.update(executor="jenkins", jenkins_url=url, jenkins_username="ferry")
+    page = as_role(client, "admin").post("/builds/clusters/new/", data)
+
+    assert page.status_code == 400
+    assert "viewers see it" in field_error(page, "jenkins_url")
+    assert not BuildCluster.objects.filter(name="builders-2").exists()
+
+    answer = token_client("admin").patch(
+        f"/api/v1/build-clusters/{jenkins_cluster.pk}/",
+        {"jenkins_url": url},
+        format="json",
+    )
+    assert answer.status_code == 400
+    assert "Remove the credentials" in field_errors(answer)["jenkins_url"]
+    jenkins_cluster.refresh_from_db()
+    assert jenkins_cluster.jenkins_url == "http://127.0.0.1:18080/"
+
+
 def test_an_agent_kind_the_cluster_lacks_is_refused_on_its_field(client, cluster):
     page = as_role(client, "operator").post(
         "/builds/projects/new/",
