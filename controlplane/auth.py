@@ -1,10 +1,14 @@
 """Roles, login-required pages, bearer tokens and the API permission.
 
 Roles are Django groups named viewer, operator and admin; a superuser is an
-admin. The same `has_role` check guards pages and the API.
+admin. The same `has_role` check guards pages and the API: a user without a
+role reads no page, as the API answers them 403.
 """
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.middleware import LoginRequiredMiddleware as _Base
+from django.db.models import Q
+from django.shortcuts import render
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
@@ -37,13 +41,45 @@ def role_context(request) -> dict:
     }
 
 
+# Pages a logged-in user without a role may still open (by URL name).
+ROLE_FREE_PAGES = {"logout"}
+
+
 class LoginRequiredMiddleware(_Base):
-    """Every page needs login; the API answers 401/403 itself instead."""
+    """Every page needs login and a role (viewer or above).
+
+    The API answers 401/403 itself. Pages marked login_not_required (log-in,
+    registry notifications) and logging out are open; the admin has its own
+    rule (the admin role). Anyone else without a role gets a 403 page.
+    """
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         if request.path.startswith(("/api/", "/static/", "/i18n/")):
             return None
-        return super().process_view(request, view_func, view_args, view_kwargs)
+        refused = super().process_view(request, view_func, view_args, view_kwargs)
+        if refused is not None or not getattr(view_func, "login_required", True):
+            return refused
+        if request.path.startswith("/admin/"):
+            return None
+        match = request.resolver_match
+        if match and match.view_name in ROLE_FREE_PAGES:
+            return None
+        if role_of(request.user) is None:
+            return no_role_page(request)
+        return None
+
+
+def no_role_page(request):
+    """403: the account has no role; say which administrators can give one."""
+    admins = (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(groups__name=Role.ADMIN))
+        .distinct()
+        .order_by("username")
+    )
+    context = {"admins": admins, "roles": ROLE_ORDER}
+    return render(request, "controlplane/no_role.html", context, status=403)
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):

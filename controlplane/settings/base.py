@@ -248,11 +248,9 @@ CELERY_BEAT_SCHEDULE["builds-reap"] = {
 }
 
 # api / auth
-# The OpenAPI schema and the docs page need a logged-in user (session or token),
-# like every other page.
-SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = [
-    "rest_framework.permissions.IsAuthenticated"
-]
+# The OpenAPI schema and the docs page need a role (session or token), like
+# every other page and endpoint.
+SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["controlplane.auth.RolePermission"]
 
 # registry metrics
 # How often each registry is sampled (access-log ground truth + gauges), how

@@ -114,7 +114,7 @@ def test_moving_to_another_host_counts_the_old_hosts_logs(site, dockerd, cert_di
 def test_an_unreachable_upstream_shows_as_the_gateways_last_error(
     site, dockerd, upstream_registry, cert_dir, settings, client
 ):
-    from django.contrib.auth.models import User
+    from controlplane.testing.users import user_with_role
 
     settings.FERRY_REGISTRY_LOG_LAG = 0
     mirror = site.mirror
@@ -132,7 +132,7 @@ def test_an_unreachable_upstream_shows_as_the_gateways_last_error(
     assert "Connection refused" in gateway["last_error"]
     assert gateway["cache_max_bytes"] == mirror.gateway_cache_max_mb * 1024 * 1024
 
-    client.force_login(User.objects.create_user("watcher"))
+    client.force_login(user_with_role("watcher", "viewer"))
     page = client.get(f"/registries/{mirror.pk}/").content.decode()
     shown = page[page.index('id="registry-gateway"') :]
     assert 'data-testid="gateway-status">caching' in shown
