@@ -22,6 +22,15 @@ RECORDABLE = {"commit", "image", "image_digest", "external_id", "cache"}
 TRUNCATED_NOTE = "\n[log truncated: Ferry keeps the first %d bytes]\n"
 
 
+def db_text(text: str) -> str:
+    """`text` fit for a text column: NUL, which PostgreSQL refuses, as U+FFFD.
+
+    Build output is whatever the tools print (binary files, some test
+    runners); one NUL byte would otherwise fail the UPDATE and the build.
+    """
+    return text.replace("\x00", "\ufffd")
+
+
 class BuildProgress:
     """Buffered, chunked progress recording for one running build."""
 
@@ -63,7 +72,7 @@ class BuildProgress:
         self._last_flush = time.monotonic()
         if not self._buffer:
             return
-        chunk = "".join(self._buffer)
+        chunk = db_text("".join(self._buffer))
         self._buffer, self._buffered = [], 0
         chunk = self._within_limit(chunk)
         if chunk:
@@ -103,6 +112,10 @@ class BuildProgress:
         unknown = set(fields) - RECORDABLE
         if unknown:
             raise ValueError(f"Not recordable on a build: {sorted(unknown)}")
+        fields = {
+            name: db_text(value) if isinstance(value, str) else value
+            for name, value in fields.items()
+        }
         Build.objects.filter(pk=self.build.pk).update(**fields)
         for name, value in fields.items():
             setattr(self.build, name, value)

@@ -20,6 +20,7 @@ from adapters.errors import AdapterError
 
 from .executors import BuildResult, executor_for
 from .models import BUILD_ACTIVE_STATES, Build, BuildAgent, BuildStatus
+from .progress import db_text
 from .queue import agent_kick
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def build_finish(build: Build, result: BuildResult) -> bool:
         "timings": timings,
         "status": result.status,
         "finished_at": now,
-        "failure_line": result.failure_line[:2000],
+        "failure_line": db_text(result.failure_line[:2000]),
         "exit_code": result.exit_code,
         "phase": result.phase if result.status == BuildStatus.FAILED else "",
     }

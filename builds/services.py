@@ -31,6 +31,7 @@ from .models import (
     ClusterStatus,
     Project,
 )
+from .progress import db_text
 
 REF_RE = GIT_REF_RE  # branch, tag or commit; see builds.models
 
@@ -139,7 +140,9 @@ def cluster_provision(cluster_id: int) -> BuildCluster | None:
 
 def _record_provision(cluster: BuildCluster, status: str, error: str) -> None:
     BuildCluster.objects.filter(pk=cluster.pk).update(
-        status=status, last_error=error[:2000], last_provisioned_at=timezone.now()
+        status=status,
+        last_error=db_text(error[:2000]),
+        last_provisioned_at=timezone.now(),
     )
 
 
