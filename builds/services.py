@@ -55,7 +55,10 @@ def cluster_save(
 
 
 def _validate_cluster_links(cluster: BuildCluster, data: dict) -> None:
-    """The host and the private registry must be in the cluster's region."""
+    """The host and the private registry must be in the cluster's region, and
+    the registry on the cluster's host: the cluster's engine pushes to the
+    registry's listen address, which is loopback by design.
+    """
     region = data.get("region") or (cluster.region if cluster.region_id else None)
     host = data.get("host") or (cluster.host if cluster.host_id else None)
     registry = data.get("registry", cluster.registry if cluster.registry_id else None)
@@ -67,6 +70,12 @@ def _validate_cluster_links(cluster: BuildCluster, data: dict) -> None:
             errors["registry"] = _("Builds push to a private registry, not a mirror.")
         elif region and registry.region_id != region.pk:
             errors["registry"] = _("The registry is in another region.")
+        elif host and registry.host_id != host.pk:
+            errors["registry"] = _(
+                "The registry runs on another Docker host (%(host)s). Builds "
+                "push to it over the cluster host's loopback: choose a private "
+                "registry on %(cluster_host)s."
+            ) % {"host": registry.host, "cluster_host": host}
     if errors:
         raise ValidationError(errors)
 

@@ -140,6 +140,41 @@ def test_a_host_of_another_region_is_refused_on_the_host_field(client, region):
     assert "another region" in field_error(page, "host")
 
 
+def test_a_registry_on_another_host_is_refused_on_the_registry_field(
+    client, region, host, private_registry, cluster
+):
+    other = DockerHost.objects.create(
+        region=region, name="build-2", docker_url="unix:///other.sock"
+    )
+    data = {**CLUSTER_FORM, "region": region.pk, "host": other.pk}
+
+    page = as_role(client, "admin").post(
+        "/builds/clusters/new/", {**data, "registry": private_registry.pk}
+    )
+
+    assert page.status_code == 400
+    assert "another Docker host" in field_error(page, "registry")
+    assert not BuildCluster.objects.filter(name="builders-2").exists()
+
+    api = token_client("admin")
+    answer = api.post(
+        "/api/v1/build-clusters/",
+        {"region": region.pk, "host": other.pk, "name": "far",
+         "registry": private_registry.pk},
+        format="json",
+    )  # fmt: skip
+    assert answer.status_code == 400
+    assert "cn-hongkong/build-1" in field_errors(answer)["registry"]
+    # Moving a cluster that pushes to its host's registry is refused too.
+    cluster.registry = private_registry
+    cluster.save()
+    moved = api.patch(
+        f"/api/v1/build-clusters/{cluster.pk}/", {"host": other.pk}, format="json"
+    )
+    assert moved.status_code == 400 and "registry" in field_errors(moved)
+    assert BuildCluster.objects.get(pk=cluster.pk).host == host
+
+
 def test_a_new_jenkins_cluster_starts_from_inbound_agent_images(client, region, host):
     data = {**CLUSTER_FORM, "region": region.pk, "host": host.pk}
     data.update(
