@@ -4,15 +4,18 @@ Registered by the root conftest.py. Session fixtures: `dockerd`,
 `test_images`, `redis_url`, `s3_server`, `test_ca`. Function fixtures:
 `dockerd_factory`, `celery_worker` (+ `celery_worker_env` to extend its
 environment), `container_cleanup`, `use_test_images` (image settings point
-at the local images), users `viewer`, `operator` and `ferry_admin`. A test using
+at the local images), users `viewer`, `operator` and `ferry_admin`, and
+`compiled_catalogue` (the zh_Hans .mo, fresh from the .po). A test using
 `celery_worker` must be `@pytest.mark.django_db(transaction=True)`: the
 worker is another process and sees only committed rows.
 """
 
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -220,3 +223,18 @@ def operator(db):
 @pytest.fixture
 def ferry_admin(db):
     return _user("ada", "admin")
+
+
+@pytest.fixture(scope="session")
+def compiled_catalogue():
+    """Compile the zh_Hans catalogue when the .mo is missing or older than the .po."""
+    from django.conf import settings
+    from django.utils.translation import trans_real
+
+    po = Path(settings.BASE_DIR) / "locale/zh_Hans/LC_MESSAGES/django.po"
+    mo = po.with_suffix(".mo")
+    if po.exists() and (not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime):
+        subprocess.run(["msgfmt", "--check", "-o", str(mo), str(po)], check=True)
+    # Django caches catalogues per process; drop them so the fresh .mo is read.
+    trans_real._translations = {}
+    trans_real._active = trans_real.Local()

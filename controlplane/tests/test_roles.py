@@ -40,7 +40,7 @@ def test_a_user_without_a_role_gets_a_403_page_that_names_the_admins(nobody):
     assert nobody.get("/api/v1/hosts/").status_code == 403
 
 
-def test_the_no_role_page_is_translated(nobody):
+def test_the_no_role_page_is_translated(nobody, compiled_catalogue):
     switched = nobody.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
     assert switched.status_code == 302
     page = nobody.get("/")

@@ -1,29 +1,15 @@
 """Fixtures for the regions page tests: clients per role, demo topology, catalogue."""
 
 import io
-import subprocess
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
-
-LOCALE_PO = Path(settings.BASE_DIR) / "locale/zh_Hans/LC_MESSAGES/django.po"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def compiled_catalogue():
-    """Compile the zh_Hans catalogue when the .mo is missing or older than the .po."""
-    mo = LOCALE_PO.with_suffix(".mo")
-    if LOCALE_PO.exists() and (
-        not mo.exists() or mo.stat().st_mtime < LOCALE_PO.stat().st_mtime
-    ):
-        subprocess.run(["msgfmt", "--check", "-o", str(mo), str(LOCALE_PO)], check=True)
-    # Django caches catalogues per process; drop them so the fresh .mo is read.
-    from django.utils.translation import trans_real
-
-    trans_real._translations = {}
-    trans_real._active = trans_real.Local()
+def compiled_catalogue(compiled_catalogue):
+    """Every test here may render Chinese: the fresh .mo (testing/fixtures.py)."""
+    return compiled_catalogue
 
 
 def _client_for(client, user):
