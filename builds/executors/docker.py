@@ -11,6 +11,7 @@ them): cache volumes `ferry-cache-<cluster id>-<kind>-<n>`, files volume
 all labelled `ferry.managed=true` and `ferry.owner=<kind>:<id>`.
 """
 
+import logging
 from contextlib import contextmanager
 
 import docker
@@ -25,11 +26,15 @@ from adapters.docker_volumes import (
     volume_sizes,
     volume_write_files,
 )
+from adapters.errors import AdapterError
 from regions.services import host_connection
 
 from . import BuildResult, Executor
 
+log = logging.getLogger(__name__)
 SETTINGS_FILE = "settings.xml"
+# Seconds a cache measurement may take (`docker system df` walks every volume).
+CACHE_MEASURE_TIMEOUT = 60
 
 
 def cache_volume_name(agent, index: int) -> str:
@@ -104,20 +109,39 @@ def agent_cache_size(client: docker.DockerClient, agent) -> dict[str, int | None
     return volume_sizes(client, names) if names else {}
 
 
+def agents_cache_record(cluster, agents) -> None:
+    """Measure and record each agent's cache size after a provision.
+
+    A measurement that fails (a busy engine's `docker system df` outlasting
+    the timeout) leaves the sizes as they were, with the reason logged: the
+    provision itself succeeded (as a build's CacheMeter never fails a build).
+    """
+    from builds.services import agent_cache_record
+
+    connection = host_connection(cluster.host)
+    try:
+        with engine_client(connection, timeout=CACHE_MEASURE_TIMEOUT) as client:
+            measured = {agent.pk: agent_cache_size(client, agent) for agent in agents}
+    except AdapterError as exc:
+        log.warning("cluster %s: cache sizes not measured: %s", cluster.pk, exc.reason)
+        return
+    for agent_id, sizes in measured.items():
+        known = [size for size in sizes.values() if size is not None]
+        agent_cache_record(agent_id, sum(known) if known else None)
+
+
 class DockerExecutor(Executor):
     name = "docker"
 
     def provision(self, cluster) -> None:
-        """Agent images present, cache volumes and files in place, sizes known."""
-        from builds.services import agent_cache_record
-
+        """Agent images present, cache volumes and files in place; sizes
+        measured when the engine answers in time."""
+        agents = list(cluster.agents.all())
         with cluster_engine(cluster) as client:
-            for agent in cluster.agents.all():
+            for agent in agents:
                 image_ensure(client, agent.image)
                 agent_prepare(client, agent)
-                sizes = agent_cache_size(client, agent)
-                known = [size for size in sizes.values() if size is not None]
-                agent_cache_record(agent.pk, sum(known) if known else None)
+        agents_cache_record(cluster, agents)
 
     def start(self, build) -> BuildResult:
         from .docker_run import DockerBuild

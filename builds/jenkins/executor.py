@@ -1,7 +1,7 @@
 """The "jenkins" executor (registered in builds.executors.DEFAULT_EXECUTORS)."""
 
 from builds.executors import BuildResult, Executor
-from builds.executors.docker import agent_cache_size, cluster_engine
+from builds.executors.docker import agents_cache_record, cluster_engine
 
 from . import follow, provision
 
@@ -10,15 +10,11 @@ class JenkinsExecutor(Executor):
     name = "jenkins"
 
     def provision(self, cluster) -> None:
-        """Master and agent containers on the cluster's host, agents registered."""
-        from builds.services import agent_cache_record
-
+        """Master and agent containers on the cluster's host, agents registered;
+        cache sizes measured when the engine answers in time."""
         with cluster_engine(cluster) as client:
             provision.cluster_apply(client, cluster)
-            for agent in cluster.agents.all():
-                sizes = agent_cache_size(client, agent).values()
-                known = [size for size in sizes if size is not None]
-                agent_cache_record(agent.pk, sum(known) if known else None)
+        agents_cache_record(cluster, list(cluster.agents.all()))
 
     def start(self, build) -> BuildResult:
         return follow.JenkinsBuild(build).run()

@@ -4,7 +4,11 @@ Cache volumes are labelled, survive re-provisioning (same CreatedAt), and a
 private Maven settings.xml reaches builder containers read-only.
 """
 
+import logging
+
 import pytest
+import requests
+from docker.api.client import APIClient
 
 from builds.executors.docker import cache_volume_name, files_volume_name
 from builds.models import Build, BuildStatus, ClusterStatus
@@ -49,6 +53,28 @@ def test_provision_failure_is_recorded_with_the_reason(build_cluster):
 
     assert cluster.status == ClusterStatus.FAILED
     assert "ferry-test/missing:1" in cluster.last_error
+
+
+def test_a_cache_measurement_that_times_out_leaves_the_size_unknown(
+    build_cluster, dockerd, monkeypatch, caplog
+):
+    def df_times_out(self, *args, **kwargs):
+        # What requests raises when a busy engine's `docker system df`
+        # (it walks every volume) outlasts the client timeout.
+        raise requests.exceptions.ReadTimeout("Read timed out. (read timeout=5)")
+
+    monkeypatch.setattr(APIClient, "df", df_times_out)
+    caplog.set_level(logging.WARNING, logger="builds.executors.docker")
+
+    cluster = cluster_provision(build_cluster.pk)
+
+    assert cluster.status == ClusterStatus.READY, cluster.last_error
+    assert cluster.last_error == ""
+    java = cluster.agents.get(kind="java")
+    assert dockerd.client.volumes.get(cache_volume_name(java, 0))  # provisioned
+    assert java.cache_bytes is None and java.cache_measured_at is None
+    assert "cache sizes not measured" in caplog.text
+    assert "no answer within" in caplog.text or "timed out" in caplog.text
 
 
 def test_settings_xml_reaches_the_builder_read_only(project, dockerd):
