@@ -97,16 +97,44 @@ def _stored_snapshot(obj) -> dict:
     return audit.snapshot(type(obj)._default_manager.get(pk=obj.pk))
 
 
+def _m2m_names(obj, form) -> list[str]:
+    return [f.name for f in obj._meta.many_to_many if f.name in form.cleaned_data]
+
+
 class AuditedAdminMixin:
-    """Record admin writes (inline rows too) as AuditEvents, via="admin"."""
+    """Record admin writes (inline rows too) as AuditEvents, via="admin".
+
+    Many-to-many fields (a user's groups, a service's regions) are saved after
+    the row, in save_related: their change joins the row's event. Fields in
+    `audit_masked_fields` (a password hash) show only as "(changed)".
+    """
+
+    audit_masked_fields: tuple[str, ...] = ()
 
     def save_model(self, request, obj, form, change):
         before = _stored_snapshot(obj) if change else {}
+        related_before = audit.related(obj, _m2m_names(obj, form))
         super().save_model(request, obj, form, change)
         changes = _audit_changes(before, obj, form.cleaned_data)
+        for name in set(self.audit_masked_fields) & set(changes):
+            changes[name] = audit.SECRET_MARK
+        event = None
         if changes or not change:
             action = "update" if change else "create"
-            audit.record(request.user, action, obj, changes, via="admin")
+            event = audit.record(request.user, action, obj, changes, via="admin")
+        form._ferry_audit = (event, related_before)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        event, before = getattr(form, "_ferry_audit", (None, {}))
+        changes = audit.diff(before, audit.related(form.instance, list(before)), set())
+        if not changes:
+            return
+        if event is None:
+            audit.record(request.user, "update", form.instance, changes, via="admin")
+        else:
+            event.changes = {**event.changes, **changes}
+            event.save(update_fields=["changes"])
 
     def delete_model(self, request, obj):
         audit.record(request.user, "delete", obj, {}, via="admin")

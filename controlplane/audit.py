@@ -22,6 +22,18 @@ def snapshot(obj: models.Model) -> dict:
     return data
 
 
+def related(obj: models.Model, names: list[str]) -> dict:
+    """The rows each many-to-many field points at: slugs (or names), sorted."""
+    if obj.pk is None:
+        return {name: [] for name in names}
+    return {
+        name: sorted(
+            str(getattr(row, "slug", None) or row) for row in getattr(obj, name).all()
+        )
+        for name in names
+    }
+
+
 def diff(before: dict, after: dict, secrets: set[str]) -> dict:
     changes = {}
     for name in sorted(set(before) | set(after)):

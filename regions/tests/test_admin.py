@@ -130,3 +130,33 @@ def test_inline_rows_are_saved_with_secrets_kept_and_audited(admin_role_client, 
     event = AuditEvent.objects.get(object_type="registries.registryuser", via="admin")
     assert event.changes == {"username": ["pull", "puller"]}
     assert "pw1" not in admin_role_client.get(url).content.decode()
+
+
+def test_many_to_many_changes_in_the_admin_join_the_rows_audit_event(
+    admin_role_client, demo
+):
+    from deployments.models import Service
+    from regions.models import Region
+
+    hk, sv = (
+        Region.objects.get(slug="cn-hongkong"),
+        Region.objects.get(slug="us-west-1"),
+    )
+    form = {"name": "api", "image": "team/api", "replicas": 2, "port": 8080,
+            "health_path": "/"}  # fmt: skip
+    add = admin_role_client.post(
+        reverse("admin:deployments_service_add"), {**form, "regions": [hk.pk]}
+    )
+    assert add.status_code == 302, add.context["adminform"].form.errors
+    service = Service.objects.get(name="api")
+    url = reverse("admin:deployments_service_change", args=[service.pk])
+    change = admin_role_client.post(url, {**form, "regions": [hk.pk, sv.pk]})
+    assert change.status_code == 302, change.context["adminform"].form.errors
+
+    events = AuditEvent.objects.filter(object_type="deployments.service")
+    created, updated = events.order_by("pk")
+    assert created.action == "create"
+    assert created.changes["regions"] == [[], ["cn-hongkong"]]
+    assert updated.changes == {
+        "regions": [["cn-hongkong"], ["cn-hongkong", "us-west-1"]]
+    }
