@@ -99,12 +99,42 @@ def agents_create_defaults(actor, cluster: BuildCluster, via: str = "ui") -> lis
 
 @transaction.atomic
 def agent_save(actor, agent: BuildAgent, data: dict, via: str = "ui") -> BuildAgent:
-    """Create or update an agent and re-provision its cluster."""
+    """Create or update an agent and re-provision its cluster.
+
+    An agent stays in its cluster, and keeps its kind while projects build on
+    it: their builds (and Jenkins job labels) find the agent by both.
+    """
     from .tasks import cluster_provision_task
 
+    if not agent._state.adding:
+        _validate_agent_change(agent, data)
     agent = object_save(actor, agent, data, via)
     cluster_provision_task.delay_on_commit(agent.cluster_id)
     return agent
+
+
+def _validate_agent_change(agent: BuildAgent, data: dict) -> None:
+    cluster = data.get("cluster")
+    if cluster is not None and cluster.pk != agent.cluster_id:
+        raise ValidationError(
+            {
+                "cluster": _(
+                    "An agent cannot move to another cluster; add one to that "
+                    "cluster instead."
+                )
+            }
+        )
+    if data.get("kind", agent.kind) == agent.kind:
+        return
+    users = agent.cluster.projects.filter(agent_kind=agent.kind)
+    names = ", ".join(users.values_list("name", flat=True)[:5])
+    if names:
+        raise ValidationError(
+            {
+                "kind": _("Projects build on this agent: %(names)s. Move them first.")
+                % {"names": names}
+            }
+        )
 
 
 @transaction.atomic

@@ -331,6 +331,51 @@ def test_an_agent_a_project_builds_on_cannot_be_deleted_ui_and_api(client, clust
     assert not BuildAgent.objects.filter(pk=agent.pk).exists()
 
 
+def test_an_agent_stays_in_its_cluster(client, cluster, region, host):
+    agent = cluster.agents.get()
+    other = BuildCluster.objects.create(region=region, host=host, name="other")
+
+    answer = token_client("admin").patch(
+        f"/api/v1/build-agents/{agent.pk}/", {"cluster": other.pk}, format="json"
+    )
+
+    assert answer.status_code == 400
+    assert "another cluster" in field_errors(answer)["cluster"]
+    assert BuildAgent.objects.get(pk=agent.pk).cluster == cluster
+
+
+def test_the_kind_projects_build_on_cannot_be_renamed_ui_and_api(client, cluster):
+    Project.objects.create(
+        cluster=cluster, name="shop", git_url="file:///srv/shop.git",
+        image_repository="team/shop",
+    )  # fmt: skip
+    agent = cluster.agents.get()
+    url = f"/builds/agents/{agent.pk}/edit/"
+
+    page = as_role(client, "admin").post(url, agent_data(kind="maven"))
+    assert page.status_code == 400
+    assert "Projects build on this agent: shop" in field_error(page, "kind")
+
+    api = token_client("admin")
+    answer = api.patch(
+        f"/api/v1/build-agents/{agent.pk}/", {"kind": "maven"}, format="json"
+    )
+    assert answer.status_code == 400
+    assert "shop" in field_errors(answer)["kind"]
+    assert BuildAgent.objects.get(pk=agent.pk).kind == "java"
+
+    # Other fields still change; so does the kind once no project uses it.
+    answer = api.patch(
+        f"/api/v1/build-agents/{agent.pk}/", {"concurrency": 3}, format="json"
+    )
+    assert answer.status_code == 200
+    Project.objects.all().delete()
+    answer = api.patch(
+        f"/api/v1/build-agents/{agent.pk}/", {"kind": "maven"}, format="json"
+    )
+    assert answer.status_code == 200 and answer.json()["kind"] == "maven"
+
+
 # -- projects ------------------------------------------------------------------
 def project_data(cluster, **fields) -> dict:
     data = {
