@@ -53,14 +53,6 @@ class ServiceViewSet(AuditedModelViewSet):
     filterset_fields = ("name", "project", "regions__slug")
     ordering_fields = ("name", "created_at")
 
-    def save_object(self, instance, data):
-        # Many-to-many values are set after the row exists.
-        regions = data.pop("regions", None)
-        instance = super().save_object(instance, data)
-        if regions is not None:
-            instance.regions.set(regions)
-        return instance
-
 
 class RolloutViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Rollout.objects.select_related("service")

@@ -37,6 +37,33 @@ def test_operator_creates_and_updates_a_service_with_regions_and_it_is_audited()
     assert events.first().changes == {"replicas": [3, 4]}
 
 
+def test_region_changes_of_a_service_are_audited_by_slug():
+    hk = Region.objects.create(slug="cn-hongkong", name="Hong Kong")
+    sv = Region.objects.create(slug="us-west-1", name="Silicon Valley")
+    api = token_client("operator")
+    created = api.post(SERVICES, {"name": "api", "regions": [hk.pk]}, format="json")
+    assert created.status_code == 201, created.content
+    url = f"{SERVICES}{created.json()['id']}/"
+
+    moved = api.patch(url, {"regions": [sv.pk, hk.pk]}, format="json")
+    assert moved.status_code == 200 and sorted(moved.json()["regions"]) == sorted(
+        [hk.pk, sv.pk]
+    )
+    same = api.patch(url, {"regions": [hk.pk, sv.pk]}, format="json")
+    assert same.status_code == 200
+    dropped = api.patch(url, {"regions": []}, format="json")
+    assert dropped.status_code == 200 and dropped.json()["regions"] == []
+
+    events = AuditEvent.objects.filter(object_type="deployments.service")
+    create, *updates = events.order_by("pk")
+    assert create.changes["regions"] == [[], ["cn-hongkong"]]
+    assert [event.changes for event in updates] == [
+        {"regions": [["cn-hongkong"], ["cn-hongkong", "us-west-1"]]},
+        {"regions": [["cn-hongkong", "us-west-1"], []]},
+    ]
+    assert {event.via for event in events} == {"api"}
+
+
 def test_viewer_reads_services_and_rollouts_but_cannot_write():
     service = Service.objects.create(name="web")
     Rollout.objects.create(service=service, image="reg/web:2")
