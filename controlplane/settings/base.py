@@ -1,8 +1,8 @@
 """Production-safe settings, read from the environment.
 
-DEBUG is off, cookies are secure and there is no default secret key: a
-deployment that forgets FERRY_SECRET_KEY fails at start-up instead of running
-with a guessable key.
+DEBUG is off, cookies are secure and there are no default keys: a deployment
+that forgets FERRY_SECRET_KEY or FERRY_ENCRYPTION_KEYS fails at start-up
+instead of running with a guessable key or failing at the first secret.
 """
 
 import os
@@ -25,7 +25,7 @@ def env(name: str, default: str | None = None) -> str:
     return value
 
 
-def env_list(name: str, default: str = "") -> list[str]:
+def env_list(name: str, default: str | None = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
@@ -35,7 +35,11 @@ def env_float(name: str, default: float) -> float:
 
 SECRET_KEY = env("FERRY_SECRET_KEY")
 # Comma-separated Fernet keys; the first encrypts, all decrypt (see README).
-FERRY_ENCRYPTION_KEYS = env_list("FERRY_ENCRYPTION_KEYS")
+# Required like the secret key: without one, the first secret saved would fail.
+# controlplane/checks.py refuses keys that are not valid Fernet keys.
+FERRY_ENCRYPTION_KEYS = env_list("FERRY_ENCRYPTION_KEYS", None)
+if not FERRY_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured("Set the environment variable FERRY_ENCRYPTION_KEYS.")
 DEBUG = False
 ALLOWED_HOSTS = env_list("FERRY_ALLOWED_HOSTS", "localhost,127.0.0.1")
 CSRF_TRUSTED_ORIGINS = env_list("FERRY_CSRF_TRUSTED_ORIGINS")

@@ -185,6 +185,40 @@ def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
     assert "FERRY_SECRET_KEY" in result.stderr
 
 
+@pytest.mark.parametrize("keys", [None, "", " , "])
+def test_production_settings_refuse_to_start_without_encryption_keys(tmp_path, keys):
+    env = _production_env(tmp_path)
+    del env["FERRY_ENCRYPTION_KEYS"]
+    if keys is not None:
+        env["FERRY_ENCRYPTION_KEYS"] = keys  # .env.example ships it empty
+    result = run_manage("check", env=env)
+    assert result.returncode != 0
+    assert "Set the environment variable FERRY_ENCRYPTION_KEYS" in result.stderr
+
+
+def test_an_invalid_encryption_key_fails_the_check_naming_the_setting(tmp_path):
+    env = _production_env(tmp_path)
+    good = env["FERRY_ENCRYPTION_KEYS"]
+    env["FERRY_ENCRYPTION_KEYS"] = f"{good},not-a-fernet-key"
+    result = run_manage("check", "--deploy", env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "ferry.E002" in output
+    assert "FERRY_ENCRYPTION_KEYS: key 2 of 2 is not a valid Fernet key" in output
+    assert "not-a-fernet-key" not in output and good not in output
+
+
+def test_the_encryption_key_check_accepts_fernet_keys_only(settings):
+    from controlplane.checks import encryption_keys_check
+
+    settings.FERRY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()] * 2
+    assert encryption_keys_check(None) == []
+    settings.FERRY_ENCRYPTION_KEYS = []
+    assert [e.id for e in encryption_keys_check(None)] == ["ferry.E001"]
+    settings.FERRY_ENCRYPTION_KEYS = ["x" * 44, secrets.token_urlsafe(32)]
+    assert [e.id for e in encryption_keys_check(None)] == ["ferry.E002"] * 2
+
+
 def test_models_and_migrations_agree():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlplane.settings.test"}
     result = run_manage("makemigrations", "--check", "--dry-run", env=env)
