@@ -3,7 +3,8 @@
 Audit events: every role reads them; filter by object_type, object_id,
 actor (user id), actor_name, action and via. Tokens: every user with a role
 manages their own (the raw value is in the create response only); DELETE
-revokes (the row stays, so the audit trail can name it).
+revokes (the row stays, so the audit trail can name it). Admins may revoke
+anyone's token, as on the tokens page.
 """
 
 from typing import ClassVar
@@ -15,6 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from . import schema  # noqa: F401 - registers the bearer scheme for OpenAPI
+from .auth import has_role
 from .models import ApiToken, AuditEvent, Role
 from .tokens import token_create, token_revoke, tokens_of
 from .viewsets import api_errors
@@ -97,7 +99,7 @@ class ApiTokenViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """The caller's own API tokens."""
+    """The caller's own API tokens; admins revoke anyone's by id."""
 
     serializer_class = ApiTokenSerializer
     # Managing your own tokens is not a topology write: viewers need tokens too.
@@ -111,7 +113,10 @@ class ApiTokenViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ApiToken.objects.none()
-        return tokens_of(self.request.user)
+        user = self.request.user
+        if self.action in ("destroy", "revoke") and has_role(user, Role.ADMIN):
+            return ApiToken.objects.all()  # token_revoke checks the same rule
+        return tokens_of(user)
 
     @extend_schema(responses={201: NewApiTokenSerializer})
     def create(self, request, *args, **kwargs):

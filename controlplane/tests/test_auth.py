@@ -108,6 +108,35 @@ def test_users_see_and_revoke_only_their_own_tokens():
     assert bearer_client(their_raw).get("/api/v1/regions/").status_code == 200
 
 
+@pytest.mark.parametrize("how", ["delete", "revoke"])
+def test_admins_revoke_other_users_tokens_through_the_api_too(how):
+    admin = token_client("admin", "boss")
+    other = user_with_role("them", "operator")
+    token, raw = token_create(other, "theirs")
+    url = f"{TOKENS}{token.pk}/"
+
+    answer = admin.delete(url) if how == "delete" else admin.post(f"{url}revoke/")
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["active"] is False
+    assert bearer_client(raw).get("/api/v1/regions/").status_code == 401
+    event = AuditEvent.objects.get(action="revoke", object_id=str(token.pk))
+    assert (event.actor, event.via) == (admin.user, "api")
+    # Listing stays the caller's own tokens.
+    names = [t["name"] for t in admin.get(TOKENS).json()["results"]]
+    assert names == ["tests"]
+
+
+def test_operators_cannot_revoke_other_users_tokens_through_the_api():
+    operator = token_client("operator", "op")
+    token, raw = token_create(user_with_role("them", "viewer"), "theirs")
+    assert operator.post(f"{TOKENS}{token.pk}/revoke/").status_code == 404
+    assert operator.delete(f"{TOKENS}{token.pk}/").status_code == 404
+    token.refresh_from_db()
+    assert token.active
+    assert bearer_client(raw).get("/api/v1/regions/").status_code == 200
+
+
 def test_a_token_needs_a_name():
     response = token_client("viewer").post(TOKENS, {"name": ""}, format="json")
     assert response.status_code == 400
