@@ -178,7 +178,7 @@ class HostViewSet(AuditedModelViewSet):
         """Check the host's engine now and return what was recorded."""
         host = self.get_object()
         with api_errors():
-            host = services.host_check(host.pk) or host
+            host = services.host_check_now(request.user, host.pk, via=self.via) or host
         return Response(self.get_serializer(self.reload(host)).data)
 
 

@@ -5,7 +5,8 @@ through `host_save` so that pages and the API validate the docker URL, TLS
 files and SSH keys the same way. `host_check` records what the engine
 answered and, for an ssh:// host with no pinned host key, the key the server
 presented on its first successful check (trust on first use: from then on
-any other key is refused until an admin clears or replaces it).
+any other key is refused until an admin clears or replaces it). A person's
+"check now" goes through `host_check_now`, which also records who asked.
 """
 
 import logging
@@ -132,6 +133,17 @@ def host_check(host_id: int, timeout: float | None = None) -> DockerHost | None:
     before = (host.status, host.ssh_known_host_key)
     host.refresh_from_db()
     _audit_check(host, *before)
+    return host
+
+
+def host_check_now(actor, host_id: int, via: str = "ui") -> DockerHost | None:
+    """A person's "check now" (page or API): check, and record who asked.
+
+    The beat's periodic checks call `host_check` and record only changes.
+    """
+    host = host_check(host_id)
+    if host is not None:
+        audit.record(actor, "check", host, {}, via)
     return host
 
 

@@ -4,14 +4,11 @@ Reads are open to every logged-in role; creating and editing hosts and
 regions needs admin, "check now" needs operator. Writes go through services.
 """
 
-from importlib import import_module
-
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from controlplane import audit
 from controlplane.models import AuditEvent
 from controlplane.page_auth import admin_required, operator_required
 from controlplane.page_views import (
@@ -24,6 +21,7 @@ from controlplane.page_views import (
 from .cards import region_cards
 from .forms import HostForm, RegionForm
 from .models import DockerHost, HostStatus, Region
+from .services import host_check_now
 
 RECENT_EVENTS = 8
 # Live fragments poll only while the tab is visible.
@@ -70,10 +68,7 @@ def host_detail(request, pk: int):
 def host_check(request, pk: int):
     """Check one host now, synchronously (the adapter has a short timeout)."""
     host = get_object_or_404(DockerHost, pk=pk)
-    services = import_module("regions.services")  # written by the API helper
-    services.host_check(host.pk)
-    audit.record(request.user, "check", host, {}, via="ui")
-    host.refresh_from_db()
+    host = host_check_now(request.user, host.pk, via="ui") or host
     if request.htmx:
         context = {"host": host, "poll_trigger": POLL_TRIGGER}
         return render(request, "regions/host_detail.html#host-status", context)

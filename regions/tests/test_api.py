@@ -3,8 +3,10 @@
 import pytest
 from rest_framework.test import APIClient
 
+from controlplane.models import AuditEvent
 from controlplane.tests.apiclient import field_errors, token_client
 from regions.models import DockerHost, Region
+from regions.services import host_check
 
 pytestmark = pytest.mark.django_db
 
@@ -244,6 +246,19 @@ def test_check_now_is_an_operator_action_and_records_the_result():
         body["last_error"] == "Cannot connect to tcp://127.0.0.1:1: connection refused"
     )
     assert body["last_checked"]
+
+
+def test_check_now_through_the_api_is_audited_like_the_page():
+    host = make_host(make_region(), url="tcp://127.0.0.1:1")
+    host_check(host.pk)  # the beat's check: records the status change only
+    assert not AuditEvent.objects.filter(action="check").exists()
+
+    api = token_client("operator", "otto")
+    assert api.post(f"{HOSTS}{host.pk}/check/").status_code == 200
+
+    event = AuditEvent.objects.get(action="check", object_id=str(host.pk))
+    assert (event.actor, event.actor_name, event.via) == (api.user, "otto", "api")
+    assert event.object_type == "regions.dockerhost"
 
 
 def test_openapi_schema_is_version_3_and_lists_the_endpoints():
