@@ -22,9 +22,11 @@ COPY requirements.txt constraints.txt ./
 RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
 COPY . .
 COPY --from=assets /src/static/vendor/ static/vendor/
-# Production settings refuse to load without a secret key; this one exists
-# only for these build steps and is not kept in the image.
+# Production settings refuse to load without a secret key and encryption
+# keys; these exist only for these build steps and are not kept in the image
+# (nothing is encrypted or signed while building).
 RUN FERRY_SECRET_KEY=build-only-not-a-secret \
+    FERRY_ENCRYPTION_KEYS=YnVpbGQtb25seS1rZXktbm90LWEtc2VjcmV0LTAwMDA= \
     sh -c 'python manage.py compilemessages -v 0 --ignore=node_modules \
            && python manage.py collectstatic --noinput -v 0'
 RUN useradd --system --home /app ferry && mkdir -p var && chown ferry var

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,23 +19,12 @@ import requests
 from django.db import connection
 
 from controlplane.testing.ports import free_port
+from controlplane.testing.tree import copy_working_tree
 from controlplane.testing.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SLUGS = ("cn-hangzhou", "cn-hongkong", "us-west-1")
 SERVICES = ("redis", "worker", "builder", "beat", "web")
-
-
-def copy_working_tree(dest: Path) -> None:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    for name in filter(None, listed.split("\0")):
-        src = ROOT / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
 
 
 def run_script(cwd: Path, args: list[str], env: dict, timeout: float = 900):

@@ -5,6 +5,7 @@ production configuration (check --deploy, migrations, compose file).
 import os
 import re
 import secrets
+import shlex
 import subprocess
 import sys
 from io import StringIO
@@ -19,6 +20,7 @@ from django.core.management import call_command
 from controlplane import crypto
 from controlplane.models import AuditEvent
 from controlplane.testing.secrets import raw_field
+from controlplane.testing.tree import copy_working_tree
 from regions.models import DockerHost, Region
 from registries.models import ObjectStore
 
@@ -264,6 +266,32 @@ def test_the_image_has_git_and_ssh_for_the_worker():
             if words[:2] == ["apt-get", "install"]:
                 installed |= {w for w in words[2:] if not w.startswith("-")}
     assert {"git", "openssh-client"} <= installed, installed
+
+
+def test_the_image_build_step_runs_with_only_the_environment_it_declares(tmp_path):
+    # The image's compilemessages/collectstatic step loads production settings
+    # with nothing but the Dockerfile's own ENV and the RUN line's variables;
+    # a setting that becomes required must be given a build-only value there.
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    step = next(line for line in dockerfile.splitlines() if "collectstatic" in line)
+    words = shlex.split(step.removeprefix("RUN "))
+    assignments = {}
+    while "=" in words[0] and not words[0].startswith("-"):
+        name, _, value = words.pop(0).partition("=")
+        assignments[name] = value
+    assert words[:2] == ["sh", "-c"], words
+    tree = tmp_path / "app"
+    copy_working_tree(tree)
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", **assignments}
+    env["DJANGO_SETTINGS_MODULE"] = re.search(
+        r"DJANGO_SETTINGS_MODULE=(\S+)", dockerfile
+    ).group(1)
+    built = subprocess.run(
+        words, cwd=tree, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert (tree / "staticfiles" / "css" / "ferry.css").is_file()
+    assert list((tree / "locale").glob("*/LC_MESSAGES/django.mo"))
 
 
 def test_readme_begins_with_the_two_commands_and_ci_runs_the_second():
