@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from playwright import sync_api
 
 from .users import password_of
 
@@ -29,14 +30,16 @@ SHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
 
 @contextmanager
 def chromium_page(*, height: int = 900, timeout_ms: int = 15_000) -> Iterator:
-    """A 1280-wide Chromium page; skips the test without playwright or Chromium.
+    """A 1280-wide Chromium page; fails the test without Chromium.
+
+    ./scripts/test.sh installs Chromium and playwright; a browser test that
+    skipped would let the suite pass without ever rendering a page.
 
     Every 4xx/5xx response is collected in `page.bad` as (status, url), every
     uncaught script error in `page.errors`.
     """
-    sync_api = pytest.importorskip("playwright.sync_api")
     if not os.path.exists(CHROMIUM):
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
+        pytest.fail("Chromium is not installed (apt-get install chromium)")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with pytest.MonkeyPatch.context() as env, sync_api.sync_playwright() as pw:
         # Playwright's sync API runs an event loop in this thread; the ORM calls
@@ -68,4 +71,6 @@ def login(page, base_url: str, username: str, password: str | None = None) -> No
 
 def shot(page, name: str) -> None:
     """A full-page screenshot, artifacts/screenshots/<name>.png."""
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 0, path
