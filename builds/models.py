@@ -20,6 +20,14 @@ class ClusterStatus(models.TextChoices):
     FAILED = "failed", _("Failed")  # last provision failed; see last_error
 
 
+CLUSTER_ACTIVE_STATES = {ClusterStatus.PROVISIONING}
+CLUSTER_TERMINAL_STATES = {
+    ClusterStatus.PENDING,
+    ClusterStatus.READY,
+    ClusterStatus.FAILED,
+}
+
+
 # Kinds every new cluster gets, with the image and caches of a plain agent.
 DEFAULT_AGENTS = {
     "java": {"image": "maven:3-eclipse-temurin-21", "cache_paths": ["/root/.m2"]},

@@ -62,8 +62,15 @@ class RegistryStatus(models.TextChoices):
     FAILED = "failed", _("Failed")  # apply failed; see last_error
 
 
-# Pages poll a registry's status only while an apply is running.
+# Pages poll a registry's status only while an apply is running; every other
+# state is where an apply (or a health check) left it.
 REGISTRY_ACTIVE_STATES = {RegistryStatus.APPLYING}
+REGISTRY_TERMINAL_STATES = {
+    RegistryStatus.PENDING,
+    RegistryStatus.HEALTHY,
+    RegistryStatus.DEGRADED,
+    RegistryStatus.FAILED,
+}
 
 
 class Registry(TimeStamped):
