@@ -317,10 +317,17 @@ class JenkinsClient:
     def ensure_node(
         self, name: str, executors: int, labels: str, remote_fs: str
     ) -> str:
-        """A permanent inbound (WebSocket/JNLP) agent node; "created" | "exists"."""
+        """A permanent inbound (WebSocket/JNLP) agent node with these executors
+        and labels; "created" | "updated" | "exists"."""
         path = f"computer/{quote(name, safe='')}/api/json"
-        if self._get_json(f"read node {name}", path) is not None:
-            return "exists"
+        node = self._get_json(f"read node {name}", path)
+        if node is not None:
+            have = {label["name"] for label in node.get("assignedLabels", [])}
+            same_labels = have - {name} == set(labels.split())
+            if node.get("numExecutors") == executors and same_labels:
+                return "exists"
+            self._node_reconfigure(name, executors, labels)
+            return "updated"
         self._call(
             f"create node {name}",
             lambda: self.server.create_node(
@@ -335,6 +342,39 @@ class JenkinsClient:
             ),
         )
         return "created"
+
+    def _node_reconfigure(self, name: str, executors: int, labels: str) -> None:
+        """Set executors and labels in the node's config.xml, keep the rest."""
+        xml = self._call(
+            f"read the config of node {name}",
+            lambda: self.server.get_node_config(name),
+        )
+        try:
+            root = ElementTree.fromstring(xml)
+        except ElementTree.ParseError as exc:
+            raise JenkinsError(f"Jenkins sent an unreadable config for {name}") from exc
+        for tag, value in (("numExecutors", str(executors)), ("label", labels)):
+            element = root.find(tag)
+            if element is None:
+                element = ElementTree.SubElement(root, tag)
+            element.text = value
+        config = ElementTree.tostring(root, encoding="unicode")
+        self._call(
+            f"update node {name}", lambda: self.server.reconfig_node(name, config)
+        )
+
+    def nodes(self) -> list[str]:
+        """The names of every node (the built-in one included)."""
+        found = self._get_json("list nodes", "computer/api/json") or {}
+        return [node["displayName"] for node in found.get("computer", [])]
+
+    def delete_node(self, name: str) -> None:
+        """Remove a node; one that is gone already is fine."""
+        path = f"computer/{quote(name, safe='')}/doDelete"
+        try:
+            self._call(f"delete node {name}", lambda: self._request("POST", path))
+        except _NotFound:
+            return
 
     def agent_secret(self, name: str) -> str:
         """The secret an inbound agent named `name` connects with."""

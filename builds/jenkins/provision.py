@@ -78,6 +78,10 @@ def agent_container_name(agent) -> str:
     return f"ferry-jenkins-{agent.cluster_id}-agent-{agent.kind}"
 
 
+def node_prefix(cluster) -> str:
+    return f"ferry-{cluster.pk}-"
+
+
 def node_name(agent) -> str:
     """The agent's node in Jenkins (jobs run on it by its label, the kind)."""
     return f"ferry-{agent.cluster_id}-{agent.kind}"
@@ -246,6 +250,11 @@ def register_agents(cluster, agents: list) -> dict[int, str]:
             node_name(agent), agent.concurrency, agent.kind, AGENT_WORKDIR
         )
         secrets[agent.pk] = jenkins.agent_secret(node_name(agent))
+    # Nodes of agents deleted (or renamed) in Ferry would keep taking jobs.
+    wanted = {node_name(agent) for agent in agents}
+    for name in jenkins.nodes():
+        if name.startswith(node_prefix(cluster)) and name not in wanted:
+            jenkins.delete_node(name)
     return secrets
 
 
@@ -253,7 +262,9 @@ def cluster_apply(client, cluster) -> list[Action]:
     """Master first, then the agents (they need the master's node secrets).
 
     1. master: its home volume (kept forever), observe -> plan -> apply;
-    2. register a node per agent through the Jenkins API, read the secrets;
+    2. register a node per agent through the Jenkins API (executors and label
+       kept in step with the agent), read the secrets, delete the nodes of
+       agents that are gone;
     3. agents: prepare volumes and settings.xml, observe -> plan -> apply;
        agents of deleted BuildAgents are removed.
     """
@@ -264,7 +275,8 @@ def cluster_apply(client, cluster) -> list[Action]:
     )
     done = reconcile(client, cluster, [master], master=True)
     agents = list(cluster.agents.all())
-    secrets = register_agents(cluster, agents) if agents else {}
+    has_login = bool(cluster.jenkins_username and cluster.jenkins_token)
+    secrets = register_agents(cluster, agents) if agents or has_login else {}
     specs = []
     for agent in agents:
         mounts = agent_prepare(client, agent)

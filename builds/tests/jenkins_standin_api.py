@@ -13,6 +13,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
+from xml.etree import ElementTree
 
 if TYPE_CHECKING:
     from .jenkins_standin import JenkinsStandin, QueueItem, Run
@@ -233,7 +234,10 @@ class Handler(BaseHTTPRequestHandler):
                 "displayName": name,
                 "numExecutors": node["numExecutors"],
                 "offline": True,
-                "assignedLabels": [{"name": node["labelString"]}, {"name": name}],
+                "assignedLabels": [
+                    *({"name": label} for label in node["labelString"].split()),
+                    {"name": name},
+                ],
             },
         )
 
@@ -246,6 +250,22 @@ class Handler(BaseHTTPRequestHandler):
                 "computer": [{"displayName": n} for n in names],
             },
         )
+
+    def get_node_config(self, user, query, body, name) -> None:
+        node = self.standin.nodes.get(name)
+        if node is None:
+            self._error(404, "Not Found")
+            return
+        xml = (
+            "<?xml version='1.1' encoding='UTF-8'?>\n<slave><name>{name}</name>"
+            "<description>Managed by Ferry</description><remoteFS>{fs}</remoteFS>"
+            "<numExecutors>{executors}</numExecutors><mode>EXCLUSIVE</mode>"
+            "<label>{label}</label></slave>"
+        ).format(
+            name=name, fs=node["remoteFS"], executors=node["numExecutors"],
+            label=node["labelString"],
+        )  # fmt: skip
+        self._send(200, xml, "application/xml")
 
     def get_jnlp(self, user, query, body, name) -> None:
         node = self.standin.nodes.get(name)
@@ -300,6 +320,23 @@ class Handler(BaseHTTPRequestHandler):
         if item is not None and item.number is None:
             item.cancelled = True
         self._send(302, "", "text/plain", {"Location": self.standin.url})
+
+    def post_node_config(self, user, query, body, name) -> None:
+        node = self.standin.nodes.get(name)
+        if node is None:
+            self._error(404, "Not Found")
+            return
+        root = ElementTree.fromstring(body)
+        node["numExecutors"] = int(root.findtext("numExecutors") or 1)
+        node["labelString"] = root.findtext("label") or ""
+        node["remoteFS"] = root.findtext("remoteFS") or ""
+        self._send(200, "")
+
+    def post_delete_node(self, user, query, body, name) -> None:
+        if self.standin.nodes.pop(name, None) is None:
+            self._error(404, "Not Found")
+            return
+        self._send(302, "", "text/plain", {"Location": f"{self.standin.url}computer/"})
 
     def post_create_node(self, user, query, body) -> None:
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
@@ -404,6 +441,7 @@ GET_ROUTES = [
     (r"/computer/?(?:api/json)?", Handler.get_computers),
     (r"/computer/([^/]+)/api/json", Handler.get_node),
     (r"/computer/([^/]+)/(?:jenkins|slave)-agent\.jnlp", Handler.get_jnlp),
+    (r"/computer/([^/]+)/config\.xml", Handler.get_node_config),
 ]
 POST_ROUTES = [
     (r"/createItem", Handler.post_create),
@@ -412,4 +450,6 @@ POST_ROUTES = [
     (JOB + r"/(\d+)/stop", Handler.post_stop),
     (r"/queue/cancelItem", Handler.post_cancel_queue),
     (r"/computer/doCreateItem", Handler.post_create_node),
+    (r"/computer/([^/]+)/config\.xml", Handler.post_node_config),
+    (r"/computer/([^/]+)/doDelete", Handler.post_delete_node),
 ]

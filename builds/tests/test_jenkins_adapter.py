@@ -167,6 +167,26 @@ def test_nodes_are_created_once_and_their_secret_read(standin):
     assert client.agent_secret("c1-java") == node["secret"]
 
 
+def test_nodes_follow_executors_and_labels_and_can_be_deleted(standin):
+    client = client_for(standin)
+    client.ensure_node("c1-java", 2, "java", "/home/jenkins/agent")
+    remote_fs = standin.nodes["c1-java"]["remoteFS"]
+
+    assert client.ensure_node("c1-java", 4, "java", "/home/jenkins/agent") == (
+        "updated"
+    )
+    assert client.ensure_node("c1-java", 4, "java maven", "/x") == "updated"
+    node = standin.nodes["c1-java"]
+    assert (node["numExecutors"], node["labelString"]) == (4, "java maven")
+    assert node["remoteFS"] == remote_fs  # the rest of config.xml is kept
+    assert client.ensure_node("c1-java", 4, "java maven", "/x") == "exists"
+
+    assert "c1-java" in client.nodes()
+    client.delete_node("c1-java")
+    client.delete_node("c1-java")  # gone already: fine
+    assert "c1-java" not in client.nodes() and "c1-java" not in standin.nodes
+
+
 def test_complete_utf8_holds_back_a_split_character():
     data = "aé".encode()
     assert complete_utf8(data) == 3

@@ -208,3 +208,35 @@ def test_a_jenkins_that_never_answers_fails_provisioning_at_the_deadline(
         f"Cannot connect to Jenkins at {jenkins.url}: connection refused "
         "(waited 1 s for the master to start)"
     )
+
+
+def test_nodes_follow_agent_concurrency_and_a_removed_agents_node_goes(
+    cluster, jenkins
+):
+    assert cluster_provision(cluster.pk).status == ClusterStatus.READY
+    java, node = f"ferry-{cluster.pk}-java", f"ferry-{cluster.pk}-node"
+    assert jenkins.nodes[java]["numExecutors"] == 2
+    assert node in jenkins.nodes
+
+    agent = cluster.agents.get(kind="java")
+    agent.concurrency = 3
+    agent.save()
+    cluster.agents.get(kind="node").delete()
+    assert cluster_provision(cluster.pk).status == ClusterStatus.READY
+
+    assert jenkins.nodes[java]["numExecutors"] == 3
+    assert jenkins.nodes[java]["labelString"] == "java"
+    assert node not in jenkins.nodes
+
+
+def test_with_every_agent_deleted_their_nodes_still_go(cluster, dockerd, jenkins):
+    assert cluster_provision(cluster.pk).status == ClusterStatus.READY
+    assert len(jenkins.nodes) == 2
+
+    cluster.agents.all().delete()
+    assert cluster_provision(cluster.pk).status == ClusterStatus.READY
+
+    assert jenkins.nodes == {}
+    names = [c.name for c in dockerd.client.containers.list(all=True)]
+    assert f"ferry-jenkins-{cluster.pk}" in names
+    assert not [n for n in names if n.startswith(f"ferry-jenkins-{cluster.pk}-agent")]
