@@ -104,6 +104,18 @@ def test_cancel_stops_the_running_builder_container(
     assert "hx-trigger" not in fragment and "Cancelled." in fragment
 
 
+def task_returned(worker, build, value: str) -> bool:
+    """The worker logged that build's run task returned `value`."""
+    mark = f"[{build.pk}] succeeded"
+    return any(
+        mark in line and line.rstrip().endswith(f"'{value}'")
+        for line in worker.log_tail(400).splitlines()
+    )
+
+
+# Two worker threads: without the agent's limit both builds would run at once
+# (a solo worker would serialise them and hide a missing limit).
+@pytest.mark.parametrize("celery_worker_pool", [("threads", 2)])
 def test_with_concurrency_one_a_second_build_waits_then_runs(
     celery_worker, redis_url, project, operator, dockerd, test_images, client
 ):
@@ -120,6 +132,16 @@ def test_with_concurrency_one_a_second_build_waits_then_runs(
         timeout=60,
         message="first build never ran; worker log:\n" + celery_worker.log_tail(),
     )
+    # The second build's task ran on the other thread, found no free slot
+    # and left the build queued while the first one still runs.
+    wait_for(
+        lambda: task_returned(celery_worker, second, "queued"),
+        timeout=30,
+        message="the second build's task did not run; worker log:\n"
+        + celery_worker.log_tail(),
+    )
+    assert builder_running(dockerd.client, first)
+    assert not builder_running(dockerd.client, second)
     waiting = reload(second)
     assert waiting.status == BuildStatus.QUEUED
     assert queue_position(waiting) == 1

@@ -3,11 +3,12 @@
 Registered by the root conftest.py. Session fixtures: `dockerd`,
 `test_images`, `redis_url`, `s3_server`, `test_ca`. Function fixtures:
 `dockerd_factory`, `celery_worker` (+ `celery_worker_env` to extend its
-environment), `container_cleanup`, `use_test_images` (image settings point
-at the local images), users `viewer`, `operator` and `ferry_admin`, and
-`compiled_catalogue` (the zh_Hans .mo, fresh from the .po). A test using
-`celery_worker` must be `@pytest.mark.django_db(transaction=True)`: the
-worker is another process and sees only committed rows.
+environment, `celery_worker_pool` for its -P and -c), `container_cleanup`,
+`use_test_images` (image settings point at the local images), users
+`viewer`, `operator` and `ferry_admin`, and `compiled_catalogue` (the
+zh_Hans .mo, fresh from the .po). A test using `celery_worker` must be
+`@pytest.mark.django_db(transaction=True)`: the worker is another process
+and sees only committed rows.
 """
 
 import os
@@ -177,7 +178,14 @@ def celery_worker_env():
 
 
 @pytest.fixture
-def celery_worker(redis_url, transactional_db, celery_worker_env):
+def celery_worker_pool():
+    """The worker's pool and concurrency; parametrize it to let tasks overlap,
+    e.g. @pytest.mark.parametrize("celery_worker_pool", [("threads", 2)])."""
+    return ("solo", 1)
+
+
+@pytest.fixture
+def celery_worker(redis_url, transactional_db, celery_worker_env, celery_worker_pool):
     """A real worker + beat on the test broker and the current test database.
 
     Its settings are controlplane.settings.test plus this process's FERRY_*
@@ -191,7 +199,8 @@ def celery_worker(redis_url, transactional_db, celery_worker_env):
         "DJANGO_SETTINGS_MODULE": "controlplane.settings.test",
         **celery_worker_env,
     }
-    with services.celery_worker(env) as worker:
+    pool, concurrency = celery_worker_pool
+    with services.celery_worker(env, pool=pool, concurrency=concurrency) as worker:
         yield worker
 
 

@@ -4,8 +4,10 @@
         ...                      # tasks sent to that broker run for real
         worker.log_tail()        # for failure messages; worker.log_path too
 
-The worker uses controlplane.settings.test unless env says otherwise, so its
-broker is REDIS_URL and its beat interval FERRY_HOST_HEALTH_INTERVAL. It is
+`pool` and `concurrency` are the worker's -P and -c (solo, one task at a
+time, unless a test needs tasks to overlap). The worker uses
+controlplane.settings.test unless env says otherwise, so its broker is
+REDIS_URL and its beat interval FERRY_HOST_HEALTH_INTERVAL. It is
 ready when it answers a ping sent through the broker; it is stopped by the
 pid started here (SIGTERM, then SIGKILL of its own process group).
 """
@@ -41,10 +43,13 @@ class CeleryWorker:
         return log_tail(self.log_path, lines)
 
 
-def worker_command(name: str, directory: Path, beat: bool) -> list[str]:
+def worker_command(
+    name: str, directory: Path, beat: bool, pool: str = "solo", concurrency: int = 1
+) -> list[str]:
     cmd = [
         sys.executable, "-m", "celery", "-A", "controlplane", "worker",
-        "--loglevel=INFO", "-P", "solo", "-n", name, "-Q", "celery,long",
+        "--loglevel=INFO", "-P", pool, "-c", str(concurrency),
+        "-n", name, "-Q", "celery,long",
         "--without-gossip", "--without-mingle",
     ]  # fmt: skip
     if beat:
@@ -68,7 +73,11 @@ def ping(broker_url: str, name: str) -> bool:
 
 @contextlib.contextmanager
 def celery_worker(
-    env: dict[str, str], beat: bool = True, timeout: float = READY_TIMEOUT
+    env: dict[str, str],
+    beat: bool = True,
+    timeout: float = READY_TIMEOUT,
+    pool: str = "solo",
+    concurrency: int = 1,
 ) -> Iterator[CeleryWorker]:
     """Start a worker (and beat) with env on top of ours; stop it on exit."""
     child_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlplane.settings.test"}
@@ -80,7 +89,10 @@ def celery_worker(
     name = f"ferry-test-{uuid.uuid4().hex[:8]}@localhost"
     log_path = directory / "worker.log"
     proc = spawn(
-        worker_command(name, directory, beat), log_path, env=child_env, cwd=REPO_ROOT
+        worker_command(name, directory, beat, pool, concurrency),
+        log_path,
+        env=child_env,
+        cwd=REPO_ROOT,
     )
     worker = CeleryWorker(name, proc.pid, log_path, broker_url)
     try:
