@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from .models import Registry, RegistryEvent, RegistrySample
+from .models import Registry, RegistryEvent
+from .selectors import combined_hit_rate
 
 DEFAULT_WINDOW = timedelta(days=7)
 
@@ -39,14 +40,11 @@ def recent_events(registry: Registry, limit: int = 20) -> list[RegistryEvent]:
 
 
 def hit_rate(registries, window: timedelta = timedelta(hours=24)) -> float | None:
-    """hits / requests over the window's samples (as registry_stats defines it);
-    None without traffic."""
-    since = timezone.now() - window
-    totals = RegistrySample.objects.filter(
-        registry__in=registries, sampled_at__gt=since
-    ).aggregate(hits=Sum("hits"), requests=Sum("requests"))
-    hits, requests = totals["hits"] or 0, totals["requests"] or 0
-    return hits / requests if requests else None
+    """(requests - misses) / requests over the window, as registry_stats
+    defines it (not the sum of per-sample hits: a miss's upstream fetch and
+    the client's download may land in consecutive samples); None without
+    traffic."""
+    return combined_hit_rate(registries, window)
 
 
 def region_hit_rate(region, window: timedelta = timedelta(hours=24)) -> float | None:

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from adapters import container_logs
 from regions.models import DockerHost, Region
+from registries import events, metrics, selectors
 from registries import groundtruth as gt
-from registries import metrics, selectors
 from registries.models import ObjectStore, Registry, RegistrySample
 
 DATA = Path(__file__).parent / "data"
@@ -175,6 +175,19 @@ def test_hit_rate_series_buckets_samples(registry):
     RegistrySample.objects.update(sampled_at=timezone.now() - timedelta(hours=1))
     assert selectors.combined_hit_rate([registry]) == 15 / 24
     assert selectors.combined_hit_rate([]) is None
+
+
+def test_the_region_card_shows_the_hit_rate_the_registry_page_shows(registry):
+    # A miss's upstream fetch counted in one sample, the client's GET in the
+    # next: per sample that reads as 3 hits, over the window it is 0 of 3.
+    now = timezone.now()
+    for minutes, requests, misses in ((2, 0, 3), (1, 3, 0)):
+        RegistrySample.objects.create(
+            registry=registry, sampled_at=now - timedelta(minutes=minutes),
+            requests=requests, misses=misses, hits=max(requests - misses, 0),
+        )  # fmt: skip
+    assert metrics.registry_stats(registry)["hit_rate"] == 0.0
+    assert events.region_hit_rate(registry.region) == 0.0
 
 
 @pytest.mark.integration
