@@ -26,7 +26,6 @@ from controlplane.serializers import SecretsModelSerializer
 from controlplane.viewsets import AuditedModelViewSet, Conflict, api_errors
 
 from . import services
-from .health import registry_health_check
 from .models import Registry
 from .validators import image_reference_error, upstream_url_error
 
@@ -158,7 +157,9 @@ class RegistryViewSet(AuditedModelViewSet):
     @action(detail=True, methods=["post"])
     def check(self, request, pk=None):
         """Run the health checks now and return the registry."""
-        registry = registry_health_check(self.get_object().pk)
+        registry = services.registry_check_now(
+            request.user, self.get_object().pk, via=self.via
+        )
         return Response(self.get_serializer(registry).data)
 
     @extend_schema(

@@ -122,6 +122,10 @@ def registry_reconcile(registry_id: int) -> str:
         actions = applying.registry_reconcile(registry_id)
     except Registry.DoesNotExist:
         return "gone"
+    except applying.ReconcileSkipped as exc:
+        return f"skipped: {exc}"
+    except ApplyBusy as exc:  # the lease ran out under this pass
+        return f"stopped: {exc}"
     except ValidationError as exc:
         return f"failed: {applying.error_text(exc)}"
     if actions is None:
@@ -131,12 +135,10 @@ def registry_reconcile(registry_id: int) -> str:
 
 
 def registries_reconcile_all() -> list[int]:
-    """Ids of the registries a reconcile pass should visit (applied ones)."""
-    return list(
-        Registry.objects.exclude(status=RegistryStatus.PENDING).values_list(
-            "pk", flat=True
-        )
-    )
+    """Ids of the registries a reconcile pass should visit: those applied at
+    least once (a refused first apply is not the pass's to start)."""
+    applied = Registry.objects.filter(last_applied_at__isnull=False)
+    return list(applied.values_list("pk", flat=True))
 
 
 def registry_rotate_password(
@@ -233,3 +235,12 @@ def _stop_and_sample(client, registry: Registry, states) -> None:
 def registry_validate(registry: Registry) -> None:
     """Static checks only (forms call this before saving)."""
     validate_registry(registry)
+
+
+def registry_check_now(actor, registry_id: int, via: str = "api") -> Registry | None:
+    """A person's "check now": run the health checks and record who asked
+    (the periodic checks record nothing)."""
+    registry = registry_health_check(registry_id)
+    if registry is not None:
+        audit.record(actor, "check", registry, {}, via)
+    return registry

@@ -115,6 +115,31 @@ def topology():
     }  # fmt: skip
 
 
+# The URLs behind them (pages and API); an operator may still check a host,
+# apply or prewarm a registry and provision a cluster.
+ADMIN_ONLY_URLS = (
+    "region-list", "region-detail", "host-list", "host-detail",
+    "object-store-list", "object-store-detail", "registry-list", "registry-detail",
+    "registry-rotate-password", "build-cluster-list", "build-cluster-detail",
+    "build-agent-list", "build-agent-detail", "regions:host_create",
+    "regions:host_edit", "regions:host_delete", "regions:region_create",
+    "regions:region_edit", "regions:region_delete", "registries:registry_create",
+    "registries:registry_edit", "registries:registry_delete",
+    "registries:registry_rotate_password", "registries:store_create",
+    "registries:store_edit", "registries:store_delete", "builds:cluster_create",
+    "builds:cluster_edit", "builds:agent_create", "builds:agent_edit",
+    "builds:agent_delete",
+)  # fmt: skip
+
+
+def admin_only(path: str, objects: dict) -> bool:
+    return any(
+        path_of(name, kwargs, objects) == path
+        for name, kwargs in url_names()
+        if name in ADMIN_ONLY_URLS
+    )
+
+
 # Which object a URL's kwargs name, by the URL's name (pages) or basename (API).
 OBJECT_OF = (
     (r"^region-|:region_", "region"),
@@ -151,34 +176,62 @@ def _region_lookup(region):
     return getattr(region, getattr(RegionViewSet, "lookup_field", "pk"))
 
 
-def crawl(client: Client, objects: dict, writes: bool) -> list[tuple]:
-    """(method, path, status) of every request; deletes and revokes go last."""
+def crawl(client: Client, objects: dict, writes: bool, watch=False) -> list[tuple]:
+    """(method, path, status, audited) of every request; deletes and revokes
+    go last. `audited` is None when the request changed nothing in the
+    database (or `watch` is off: it is slow), else whether it added an
+    AuditEvent."""
     seen = []
     urls = [(name, kw, path_of(name, kw, objects)) for name, kw in url_names()]
     urls.sort(key=lambda url: ("delete" in url[0] or "revoke" in url[0], url[2]))
     for _name, _kwargs, path in urls:
-        seen.append(("GET", path, client.get(path).status_code))
+        seen.append(("GET", path, client.get(path).status_code, None))
         if writes:
-            seen.extend(bad_writes(client, path))
+            seen.extend(bad_writes(client, path, watch))
     if writes:
         for _name, kwargs, path in urls:
             if path.startswith("/api/") and kwargs:
-                seen.append(("DELETE", path, client.delete(path).status_code))
+                seen.append(
+                    send("DELETE", path, lambda p=path: client.delete(p), watch)
+                )
     return seen
 
 
-def bad_writes(client: Client, path: str) -> list[tuple]:
+def send(label: str, path: str, request, watch: bool) -> tuple:
+    """Make one write request; see crawl() for the row it returns."""
+    if not watch:
+        return (label, path, request().status_code, None)
+    rows, events = database_state(), AuditEvent.objects.count()
+    status = request().status_code
+    changed = database_state() != rows
+    return (
+        label,
+        path,
+        status,
+        AuditEvent.objects.count() > events if changed else None,
+    )
+
+
+def bad_writes(client: Client, path: str, watch: bool) -> list[tuple]:
     seen = [
-        ("POST", path, client.post(path, GARBAGE).status_code),
-        ("POST", path, client.post(path, {}).status_code),
+        send("POST", path, lambda: client.post(path, GARBAGE), watch),
+        send("POST", path, lambda: client.post(path, {}), watch),
     ]
     if not path.startswith("/api/"):
         return seen
     for method in ("post", "put", "patch"):
-        send = getattr(client, method)
+        request = getattr(client, method)
         for label, body in (("garbage", json.dumps(GARBAGE)), ("bad json", "{x")):
-            answer = send(path, body, content_type="application/json")
-            seen.append((f"{method.upper()} {label}", path, answer.status_code))
+            seen.append(
+                send(
+                    f"{method.upper()} {label}",
+                    path,
+                    lambda r=request, b=body: r(
+                        path, b, content_type="application/json"
+                    ),
+                    watch,
+                )
+            )
     return seen
 
 
@@ -186,14 +239,39 @@ def server_errors(seen: list[tuple]) -> list[tuple]:
     return [row for row in seen if row[2] >= 500]
 
 
-def database_rows() -> dict:
+FERRY_APPS = {"regions", "registries", "builds", "deployments"}
+
+
+def database_rows(labels=None) -> dict:
     from django.apps import apps
 
     return {
         model._meta.label: model.objects.count()
         for model in apps.get_models()
-        if model._meta.app_label in {"regions", "registries", "builds", "deployments"}
+        if model._meta.app_label in FERRY_APPS
+        and (labels is None or model._meta.label in labels)
     }
+
+
+def database_state() -> dict:
+    """Every value of every Ferry row (audit events aside), to see any write."""
+    from django.apps import apps
+
+    return {
+        model._meta.label: list(model.objects.order_by("pk").values_list())
+        for model in apps.get_models()
+        if model._meta.app_label in FERRY_APPS | {"controlplane"}
+        and model is not AuditEvent
+    }
+
+
+# What only admins manage (hosts, storage and its secrets, registries and
+# their users, clusters and agents): an operator's writes must not touch them.
+ADMIN_ONLY = {
+    "regions.Region", "regions.DockerHost", "registries.ObjectStore",
+    "registries.Registry", "registries.RegistryUser", "builds.BuildCluster",
+    "builds.BuildAgent",
+}  # fmt: skip
 
 
 def test_the_crawl_reaches_every_kind_of_url(topology):
@@ -209,9 +287,20 @@ def test_no_page_or_endpoint_answers_500_to_any_role(topology, role):
     client.force_login(user_with_role(f"crawl-{role}", role))
     before = database_rows()
 
-    seen = crawl(client, topology, writes=True)
+    seen = crawl(client, topology, writes=True, watch=role in ("operator", "admin"))
 
     assert server_errors(seen) == []
+    unaudited = [row for row in seen if row[3] is False]
+    assert unaudited == [], "writes without an audit event:\n" + "\n".join(
+        map(str, unaudited)
+    )
+    if role == "operator":
+        assert database_rows(ADMIN_ONLY) == {k: before[k] for k in ADMIN_ONLY}
+        let_through = [
+            row for row in seen if row[0] != "GET" and admin_only(row[1], topology)
+            and row[2] != 403
+        ]  # fmt: skip
+        assert let_through == [], "\n".join(map(str, let_through))
     if role in ("viewer", None):
         writes = [row for row in seen if row[0] != "GET"]
         # Viewers manage their own API tokens (the form answers 200 with errors).
@@ -233,7 +322,7 @@ def test_anonymous_requests_are_sent_to_login_or_refused(topology):
     client = Client(raise_request_exception=False)
     seen = crawl(client, topology, writes=False)
     assert server_errors(seen) == []
-    for _method, path, status in seen:
+    for _method, path, status, _audited in seen:
         if path.startswith("/api/"):
             assert status in (401, 403), path
         elif path.startswith("/registries/notify/"):
