@@ -5,7 +5,8 @@
 * POST {id}/apply/ (operator): queues the apply and answers 202 with the
   status; `?wait=1` applies in the request and answers 200 with the result,
   or 400 naming the field that failed (port, store, host, image...);
-* GET {id}/stats/ (viewer): registries.metrics.registry_stats;
+* GET {id}/stats/ (viewer): registries.metrics.registry_stats (with
+  `upstream_by_repository`: [{"repository", "bytes_upstream"}], largest first);
 * POST {id}/prewarm/ {"image": "ns/name:tag"} (operator): pulls the image
   through the mirror now (registries.prewarm.prewarm_image);
 * POST {id}/rotate-password/ {"username"?, "password"?} (admin): the new

@@ -27,6 +27,7 @@ from adapters.errors import AdapterError
 from .gateway_status import error_from_records, error_from_stderr, gateway_status
 from .groundtruth import Interval, LogRecord, docker_timestamp_ns, parse_line, summarize
 from .models import Registry, RegistrySample
+from .selectors import upstream_by_repository
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ def registry_sample(
         log.warning("registry %s: not sampled: %s", registry_id, exc)
         return None
     fields = {name: getattr(interval, name) for name in (*COUNTERS, *EXTRA_COUNTERS)}
+    fields["upstream_by_repository"] = interval.upstream_by_repository
     fields.update(_store_gauges(registry, until), **gateway)
     return _create_if_current(registry, since, until, fields, lease)
 
@@ -204,7 +206,8 @@ def registry_stats(registry, window: timedelta = timedelta(hours=24)) -> dict:
     """Counters summed over `window`, the latest gauges, and the derived rates:
     hits = requests - misses; hit_rate = hits / requests;
     amplification = bytes_upstream / bytes_missed (cross-region bytes per
-    pulled byte); bytes_saved = served - upstream."""
+    pulled byte); bytes_saved = served - upstream; upstream_by_repository =
+    bytes_upstream split by repository, largest first."""
     start = timezone.now() - window
     samples = registry.samples.filter(sampled_at__gt=start)
     sums = samples.aggregate(
@@ -223,6 +226,7 @@ def registry_stats(registry, window: timedelta = timedelta(hours=24)) -> dict:
         "amplification": counts["bytes_upstream"] / missed if missed else None,
         "bytes_saved": max(counts["bytes_served"] - counts["bytes_upstream"], 0),
         "upstream_requests": int(sums["upstream_requests"] or 0),
+        "upstream_by_repository": upstream_by_repository(registry, start),
         "storage_bytes": latest.storage_bytes if latest else None,
         "objects": latest.object_count if latest else None,
         "abandoned_upload_bytes": latest.abandoned_upload_bytes if latest else None,

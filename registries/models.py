@@ -224,6 +224,11 @@ class RegistrySample(models.Model):
     # Sizes of the distinct blobs that missed, each once: amplification's
     # denominator (bytes_upstream / bytes_missed).
     bytes_missed = models.BigIntegerField(_("Bytes missed"), default=0)
+    # bytes_upstream split by repository ({"team/app": bytes}, from the
+    # gateway's log): which images cost cross-region traffic.
+    upstream_by_repository = models.JSONField(
+        _("Bytes from upstream by repository"), default=dict, blank=True
+    )
     # Gauges at sampling time.
     storage_bytes = models.BigIntegerField(_("Storage bytes"), null=True, blank=True)
     object_count = models.BigIntegerField(_("Objects"), null=True, blank=True)

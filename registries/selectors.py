@@ -114,3 +114,18 @@ def combined_hit_rate(registries, window: timedelta = timedelta(hours=24)):
     ).aggregate(requests=Sum("requests"), misses=Sum("misses"))
     requests, misses = totals["requests"] or 0, totals["misses"] or 0
     return max(requests - misses, 0) / requests if requests else None
+
+
+def upstream_by_repository(registry, start: datetime) -> list[dict]:
+    """Bytes from upstream per repository since `start`, largest first:
+    [{"repository": "team/app", "bytes_upstream": n}] (the samples' split of
+    bytes_upstream; requests without a repository, like /v2/, are not in it)."""
+    totals: dict[str, int] = {}
+    rows = registry.samples.filter(sampled_at__gt=start).values_list(
+        "upstream_by_repository", flat=True
+    )
+    for split in rows:
+        for repository, size in (split or {}).items():
+            totals[repository] = totals.get(repository, 0) + int(size or 0)
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    return [{"repository": r, "bytes_upstream": n} for r, n in ranked]

@@ -34,8 +34,10 @@ S3_KEY, S3_SECRET = "rig-key", "rig-secret"
 
 # Registry 2.8 access log (gorilla combined format).
 _REGISTRY_LOG = re.compile(
-    r'"(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[\d.]+" (?P<status>\d{3}) (?P<bytes>\d+|-)'
+    r'"(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[\d.]+" (?P<status>\d{3}) '
+    r"(?:(?P<bytes>\d+)|-)"
 )
+_KIND = re.compile(r"^/v2/(?P<repo>.+)/(?P<kind>blobs|manifests|tags)/")
 _S3_LOG_FORMAT = (
     '{"method":"$request_method","uri":"$uri","status":"$status",'
     '"bytes":"$body_bytes_sent","presigned":"$rig_presigned"}'
@@ -64,6 +66,24 @@ def http_ok(url: str) -> bool:
         return exc.code < 500
 
 
+@dataclass(frozen=True)
+class UpstreamRequest:
+    """One line of the upstream registry's access log."""
+
+    method: str
+    uri: str
+    status: int
+    bytes: int
+
+    @property
+    def kind(self) -> str:
+        """blobs | manifests | tags | base (/v2/) | other"""
+        if self.uri.rstrip("/") == "/v2":
+            return "base"
+        match = _KIND.match(self.uri)
+        return match["kind"] if match else "other"
+
+
 @dataclass
 class UpstreamTruth:
     """What the upstream side really served (registry log + object store)."""
@@ -72,6 +92,10 @@ class UpstreamTruth:
     object_store_bytes: int = 0
     blob_gets: int = 0  # registry blob GETs (any status)
     object_gets: dict[str, int] = field(default_factory=dict)  # digest -> count
+    requests: list[UpstreamRequest] = field(default_factory=list)  # in log order
+    # Registry answers under /v2/<repo>/..., plus the object-store fetches of
+    # the blobs the registry redirected for that repository.
+    by_repository: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_bytes(self) -> int:
@@ -268,13 +292,31 @@ http {{
     # -- upstream's own truth ---------------------------------------------------
     def upstream_truth(self) -> UpstreamTruth:
         truth = UpstreamTruth()
+        redirected_for: dict[str, str] = {}  # digest -> first repository
         for line in self.logs(self.upstream):
             match = _REGISTRY_LOG.search(line)
             if not match or match["uri"].startswith("/debug"):
                 continue
-            truth.registry_bytes += int(match["bytes"].replace("-", "0"))
-            if "/blobs/sha256:" in match["uri"] and match["method"] == "GET":
+            # The registry logs a HEAD with the size its GET would send; no
+            # body crossed.
+            size = 0 if match["method"] == "HEAD" else int(match["bytes"] or 0)
+            request = UpstreamRequest(
+                match["method"], match["uri"], int(match["status"]), size
+            )
+            truth.requests.append(request)
+            truth.registry_bytes += request.bytes
+            if request.kind == "blobs" and request.method == "GET":
                 truth.blob_gets += 1
+            repo = _KIND.match(request.uri)
+            if repo:
+                _add(truth.by_repository, repo["repo"], request.bytes)
+                if request.status == 307:
+                    digest = request.uri.rsplit("/", 1)[-1]
+                    redirected_for.setdefault(digest, repo["repo"])
+        self._object_store_truth(truth, redirected_for)
+        return truth
+
+    def _object_store_truth(self, truth: UpstreamTruth, redirected_for) -> None:
         for line in self.logs(self.s3_proxy):
             if not line.startswith("{"):
                 continue
@@ -286,7 +328,12 @@ http {{
             if digest and rec["method"] == "GET" and rec["status"] == "200":
                 key = "sha256:" + digest.group(1)
                 truth.object_gets[key] = truth.object_gets.get(key, 0) + 1
-        return truth
+                repo = redirected_for.get(key, "")
+                _add(truth.by_repository, repo, int(rec["bytes"]))
+
+
+def _add(totals: dict[str, int], key: str, value: int) -> None:
+    totals[key] = totals.get(key, 0) + value
 
 
 def skopeo(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
