@@ -4,6 +4,7 @@ Reads are open to every logged-in role; creating and editing hosts and
 regions needs admin, "check now" needs operator. Writes go through services.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -24,8 +25,13 @@ from .models import DockerHost, HostStatus, Region
 from .services import host_check_now
 
 RECENT_EVENTS = 8
-# Live fragments poll only while the tab is visible.
-POLL_TRIGGER = "every 5s [document.visibilityState === 'visible']"
+
+
+def poll_trigger() -> str:
+    """Live fragments poll only while the tab is visible (a hidden tab left
+    open all day must not keep asking)."""
+    seconds = settings.FERRY_PAGE_POLL_SECONDS
+    return f"every {seconds:g}s [document.visibilityState === 'visible']"
 
 
 def overview(request):
@@ -50,14 +56,14 @@ def host_list(request):
         "statuses": HostStatus.choices,
         "region_slug": region_slug,
         "status": status,
-        "poll_trigger": POLL_TRIGGER,
+        "poll_trigger": poll_trigger(),
     }
     return render_or_fragment(request, "regions/host_list.html", context, "host-rows")
 
 
 def host_detail(request, pk: int):
     host = get_object_or_404(DockerHost.objects.select_related("region"), pk=pk)
-    context = {"host": host, "poll_trigger": POLL_TRIGGER}
+    context = {"host": host, "poll_trigger": poll_trigger()}
     return render_or_fragment(
         request, "regions/host_detail.html", context, "host-status"
     )
@@ -70,7 +76,7 @@ def host_check(request, pk: int):
     host = get_object_or_404(DockerHost, pk=pk)
     host = host_check_now(request.user, host.pk, via="ui") or host
     if request.htmx:
-        context = {"host": host, "poll_trigger": POLL_TRIGGER}
+        context = {"host": host, "poll_trigger": poll_trigger()}
         return render(request, "regions/host_detail.html#host-status", context)
     messages.info(
         request,

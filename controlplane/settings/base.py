@@ -162,6 +162,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Adapters build clients lazily with these timeouts (seconds).
+# How often the host pages refresh their live fragments.
+FERRY_PAGE_POLL_SECONDS = env_float("FERRY_PAGE_POLL_SECONDS", 5.0)
 FERRY_DOCKER_TIMEOUT = env_float("FERRY_DOCKER_TIMEOUT", 5.0)
 FERRY_HTTP_TIMEOUT = env_float("FERRY_HTTP_TIMEOUT", 10.0)
 
@@ -230,6 +232,9 @@ FERRY_REGISTRY_RECONCILE_INTERVAL = env_float("FERRY_REGISTRY_RECONCILE_INTERVAL
 # apply of the same registry to finish, before giving up (seconds).
 FERRY_REGISTRY_READY_TIMEOUT = env_float("FERRY_REGISTRY_READY_TIMEOUT", 30.0)
 FERRY_REGISTRY_LOCK_WAIT = env_float("FERRY_REGISTRY_LOCK_WAIT", 10.0)
+# Celery time limit of an apply or reconcile task (seconds); the apply lease
+# lasts as long and is renewed between steps.
+FERRY_REGISTRY_APPLY_TIME_LIMIT = env_float("FERRY_REGISTRY_APPLY_TIME_LIMIT", 900.0)
 CELERY_BEAT_SCHEDULE["registries-reconcile"] = {
     "task": "registries.tasks.reconcile_all_registries_task",
     "schedule": schedule(timedelta(seconds=FERRY_REGISTRY_RECONCILE_INTERVAL)),

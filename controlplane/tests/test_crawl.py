@@ -329,3 +329,22 @@ def test_anonymous_requests_are_sent_to_login_or_refused(topology):
             assert status == 405, path  # POST only, with the registry's token
         else:
             assert status == 302, path
+
+
+ASSET = re.compile(r"<(?:script|link|img)\b[^>]*\b(?:src|href)=[\"']([^\"']+)", re.I)
+
+
+def test_no_page_loads_anything_from_another_site(topology):
+    # Pages work on a closed network: htmx, Chart.js and the API docs' assets
+    # are served by Ferry itself.
+    client = Client(raise_request_exception=False)
+    client.force_login(user_with_role("crawl-assets", "admin"))
+    foreign = []
+    for name, kwargs in url_names() + [("api-docs", ())]:
+        response = client.get(path_of(name, kwargs, topology))
+        if "html" not in response.get("Content-Type", ""):
+            continue
+        for url in ASSET.findall(response.content.decode()):
+            if re.match(r"^(?:[a-z][a-z0-9+.-]*:|//)", url, re.I):
+                foreign.append((name, url))
+    assert foreign == []

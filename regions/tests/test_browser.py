@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
 from controlplane.testing.browser import chromium_page, login, shot
+from controlplane.testing.wait import wait_for
 from regions.models import DockerHost, HostStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -142,3 +143,52 @@ def test_admin_forms_and_token_shown_once(live_server, topology, browser_page):
     page.wait_for_url("**/login/**", timeout=20_000)
     assert page.locator(".login").is_visible()
     assert page.bad == [], f"failed requests: {page.bad}"
+
+
+def test_hidden_tabs_stop_polling_and_the_api_docs_work_offline(
+    live_server, topology, browser_page, settings
+):
+    settings.FERRY_PAGE_POLL_SECONDS = 0.5
+    page = browser_page
+    requested = []
+    page.on("request", lambda request: requested.append(request))
+
+    def polls() -> int:
+        page.wait_for_timeout(100)  # lets playwright deliver request events
+        return sum(1 for r in requested if r.headers.get("hx-request") == "true")
+
+    def set_visibility(state: str) -> None:
+        page.evaluate(
+            """state => {
+                Object.defineProperty(document, 'visibilityState',
+                    {get: () => state, configurable: true});
+                document.dispatchEvent(new Event('visibilitychange'));
+            }""",
+            state,
+        )
+
+    login(page, live_server.url, "olga", "olga-pass-123")
+    page.wait_for_selector("#region-cn-hongkong")
+    page.goto(live_server.url + "/hosts/")
+    page.wait_for_selector("#host-rows")
+    wait_for(lambda: polls() >= 2, timeout=10, message="the host list polls")
+
+    # Hidden: the trigger's filter stops the polling. Showing that nothing
+    # happens takes a wait; six intervals long.
+    set_visibility("hidden")
+    page.wait_for_timeout(500)  # a request already in flight may still land
+    hidden_from = polls()
+    page.wait_for_timeout(3_000)
+    assert polls() == hidden_from
+
+    set_visibility("visible")
+    wait_for(lambda: polls() > hidden_from, timeout=10, message="polling resumes")
+
+    # The API docs load their assets from Ferry itself, never a CDN.
+    page.goto(live_server.url + "/api/v1/docs/")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=20_000)
+    assert "Ferry" in page.inner_text(".swagger-ui .info .title")
+    shot(page, "09-api-docs")
+    elsewhere = [r.url for r in requested if not r.url.startswith(live_server.url)]
+    assert elsewhere == [], elsewhere
+    assert page.bad == [] and page.errors == [], (page.bad, page.errors)
