@@ -15,7 +15,8 @@ import re
 import tarfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,10 @@ class BuilderSpec:
     env: dict = field(default_factory=dict)
 
 
+class ContainerGone(ContainerError):
+    """The builder container vanished under us (removed, being removed)."""
+
+
 @dataclass
 class StepResult:
     exit_code: int | None
@@ -122,21 +127,39 @@ def builder_run(
         raise ImageNotFound(f"Builder image {spec.image} is not on the host") from exc
     except APIError as exc:
         raise ContainerError(f"Cannot create the builder: {exc.explanation}") from exc
-    with open(source_tar, "rb") as handle:
-        api.put_archive(spec.name, "/", handle)
-    if before_start is not None:
-        before_start()
-    api.start(spec.name)
     lines = _LineTracker(on_output)
-    stopped = _pump(
-        lambda: api.logs(spec.name, stream=True, follow=True),
-        lines.feed,
-        should_stop,
-        lambda: _kill(api, spec.name),
-    )
-    lines.close()
-    exit_code = api.wait(spec.name, timeout=60).get("StatusCode")
+    with _builder_gone(spec.name):
+        with open(source_tar, "rb") as handle:
+            api.put_archive(spec.name, "/", handle)
+        if before_start is not None:
+            before_start()
+        api.start(spec.name)
+        stopped = _pump(
+            lambda: api.logs(spec.name, stream=True, follow=True),
+            lines.feed,
+            should_stop,
+            lambda: _kill(api, spec.name),
+        )
+        lines.close()
+        exit_code = api.wait(spec.name, timeout=60).get("StatusCode")
     return StepResult(exit_code=exit_code, stopped=stopped, last_line=lines.last)
+
+
+@contextmanager
+def _builder_gone(name: str) -> Iterator[None]:
+    """The engine's "no such container" / "being removed" as ContainerGone."""
+    try:
+        yield
+    except NotFound as exc:
+        raise ContainerGone(f"The builder container {name} is gone") from exc
+    except APIError as exc:
+        if exc.status_code != 409:
+            raise ContainerError(
+                f"The engine refused the builder {name}: {exc.explanation}"
+            ) from exc
+        raise ContainerGone(
+            f"The builder container {name} is being removed: {exc.explanation}"
+        ) from exc
 
 
 def builder_export(
@@ -148,9 +171,10 @@ def builder_export(
     escaping `dest`, no device files.
     """
     raw = dest.with_suffix(".export.tar")
-    stream, _stat = client.api.get_archive(name, path)
-    with open(raw, "wb") as handle:
-        handle.writelines(stream)
+    with _builder_gone(name):
+        stream, _stat = client.api.get_archive(name, path)
+        with open(raw, "wb") as handle:
+            handle.writelines(stream)
     prefix = Path(path).name + "/"
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(raw) as archive:
@@ -173,6 +197,11 @@ def container_remove(client: docker.DockerClient, name: str) -> None:
         client.api.remove_container(name, force=True)
     except NotFound:
         pass
+    except APIError as exc:
+        # A cancel on another worker may be removing it at the same moment.
+        if exc.status_code == 409 and "already in progress" in str(exc):
+            return
+        raise ContainerError(f"Cannot remove {name}: {exc.explanation}") from exc
 
 
 def containers_stop(client: docker.DockerClient, labels: dict) -> int:

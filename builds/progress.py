@@ -121,15 +121,16 @@ class BuildProgress:
             setattr(self.build, name, value)
 
     # -- stop requests ---------------------------------------------------------
-    def cancelled(self) -> bool:
+    def cancelled(self, fresh: bool = False) -> bool:
         """True once the build left RUNNING (cancelled, or failed by the reaper).
 
-        Checked against the database at most every `check_seconds`.
+        Checked against the database at most every `check_seconds`, unless
+        `fresh` (e.g. to tell a failure caused by a cancel from a real one).
         """
         if self._stopped:
             return True
         now = time.monotonic()
-        if now - self._last_check < self.check_seconds:
+        if not fresh and now - self._last_check < self.check_seconds:
             return False
         self._last_check = now
         still_running = Build.objects.filter(

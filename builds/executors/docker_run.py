@@ -89,15 +89,22 @@ class DockerBuild:
                 finally:
                     container_remove(client, self.container)
         except PhaseFailed as failed:
+            # A cancel on another worker kills and removes the builder: the
+            # step then fails (killed, container gone) because of the cancel.
+            if self.progress.cancelled(fresh=True):
+                return self._cancelled()
             self.progress.log(f"\nFAILED: {failed.result.failure_line}\n")
             return failed.result
         except Cancelled:
-            self.progress.log("\n" + _("Cancelled.") + "\n")
-            return BuildResult.cancelled()
+            return self._cancelled()
         finally:
             self.meter.close()
             self.progress.flush()
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _cancelled(self) -> BuildResult:
+        self.progress.log("\n" + _("Cancelled.") + "\n")
+        return BuildResult.cancelled()
 
     def _phases(self, client, registry: str) -> BuildResult:
         tree = self._source()

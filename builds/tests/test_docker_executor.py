@@ -4,20 +4,26 @@ Builds run in this process (`build_run`, as the worker's task would) on the
 session's sandboxed dockerd, against a real registry container.
 """
 
+import logging
 import re
 
 import pytest
 import requests
 from django.utils.html import escape
 
+from adapters.containers import inspect
+from adapters.docker_build import BuilderSpec, ContainerGone, builder_run
+from adapters.git_source import source_tar
 from builds.executors.docker import cache_volume_name
 from builds.models import Build, BuildStatus
 from builds.runs import build_run
-from builds.services import build_create
+from builds.services import build_cancel, build_create
+from controlplane.celery import app
 from controlplane.testing.ports import free_port
 from controlplane.testing.wait import wait_for
 
 from .conftest import manifest_digest
+from .jenkins_fixtures import fixture_build_threads, queue_build  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -166,3 +172,70 @@ def test_the_context_honours_dockerignore(project, git_project):
     build = run_build(project)
 
     assert build.status == BuildStatus.SUCCEEDED, (build.failure_line, build.log)
+
+
+@pytest.fixture
+def eager_tasks():
+    """Tasks published here run at once in the publishing thread."""
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_from_another_worker_removes_the_builder_and_cancels_cleanly(
+    project, operator, dockerd, build_threads, eager_tasks, caplog
+):
+    """As in production: the cancel task (here in the test's thread) kills and
+    removes the builder container while build_run streams it elsewhere. Which
+    side gets there first varies (build_run waits on a removed container, sees
+    it killed, or both remove it at once): each must end as a clean cancel."""
+    project.dependency_command = "echo resolving; while true; do sleep 0.1; done"
+    project.save()
+    build = queue_build(project)
+    running = build_threads(build)
+    builder = f"ferry-build-{build.pk}"
+    wait_for(
+        lambda: "resolving" in Build.objects.get(pk=build.pk).log,
+        timeout=60,
+        message="the dependency step never ran",
+    )
+
+    with caplog.at_level(logging.ERROR):
+        build_cancel(operator, Build.objects.get(pk=build.pk), via="api")
+        done = running.join(timeout=30)
+
+    assert done.status == BuildStatus.CANCELLED
+    assert done.log.rstrip().endswith("Cancelled."), done.log
+    assert done.failure_line == "" and done.image_digest == ""
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], caplog.text  # neither "executor crashed" nor the task
+    assert not dockerd.client.containers.list(all=True, filters={"name": builder})
+
+
+def test_a_builder_removed_while_it_runs_is_reported_gone(
+    dockerd, test_images, container_cleanup, tmp_path
+):
+    """The engine's 404 on wait (the container was removed meanwhile) comes
+    out as ContainerGone, not as a raw docker error."""
+    client = dockerd.client
+    (tmp_path / "src").mkdir()
+    source = source_tar(tmp_path / "src", tmp_path / "src.tar", "workspace")
+    name = container_cleanup.name("builder")
+    spec = BuilderSpec(
+        name=name,
+        image=test_images.busybox,
+        command="echo started; while true; do sleep 0.1; done",
+        labels={"ferry.managed": "true"},
+        mounts=[],
+    )
+    output: list[str] = []
+
+    def remove_once_started() -> bool:
+        if "started" in "".join(output) and inspect(client, name):
+            client.api.remove_container(name, force=True)
+        return False  # never a stop request: the container just goes
+
+    with pytest.raises(ContainerGone, match=f"The builder container {name} is gone"):
+        builder_run(client, spec, source, output.append, remove_once_started)
+    assert inspect(client, name) is None
