@@ -7,15 +7,21 @@ Prints, in one run:
 * warm pull through Ferry's nginx (TLS + htpasswd) + mirror versus the same
   pull from a plain registry;
 * cold versus warm pull through the mirror (ratio of medians);
-* upstream bytes / image bytes on a cold pull, with and without the gateway
-  (the upstream's own truth: its registry access log plus the presigned
+* upstream bytes / image bytes on a cold pull with the gateway caching, with
+  it passing through, and through a bare mirror without any gateway (the
+  upstream's own truth: its registry access log plus the presigned
   object-storage fetches), next to Ferry's own measured amplification;
-* warm-pull time with the gateway / without (issue 5: must stay <= 1.05).
+* warm-pull time with the gateway / a bare mirror straight at the upstream
+  (issue 5: must stay <= 1.05). The bare mirror is the site Ferry renders
+  (same TLS nginx, registry config and kind of storage) minus the gateway,
+  so only the gateway differs; "pass-through" still has a gateway in the
+  path and is shown for reference.
 
 Standalone and loopback only: its own sandboxed dockerd, moto S3, a token
 server, a home registry on S3 that redirects blob GETs (as the big cloud
 registries do), and mirror sites applied by Ferry's own registry_apply from
-a throwaway SQLite database. Everything it started is removed at the end,
+a throwaway SQLite database (the bare mirror: started from Ferry's container
+specs by the rig). Everything it started is removed at the end,
 also on error. Warm pulls alternate between the sites compared (rotating
 which goes first), and warm ratios are medians of back-to-back pairs, so
 that load drift on this shared machine hits both sides alike.
@@ -103,9 +109,46 @@ class Bench:
 
     def apply_site(self, gateway: bool):
         """A mirror row on its own bucket, applied by Ferry."""
+        from registries import services
+
+        row = self._mirror_row(gateway)
+        self.sites.append(row)
+        row = services.registry_apply(row.pk)
+        if row.status != "healthy":
+            raise RuntimeError(f"apply: {row.status}: {row.last_error}")
+        return row
+
+    def start_bare(self):
+        """The baseline without a gateway: the site Ferry renders (TLS +
+        htpasswd nginx, the mirror on its own bucket) with the mirror's
+        remoteurl straight at the upstream, as a hand-made setup runs it.
+        Started by the rig from Ferry's own container specs, not applied."""
+        from controlplane.testing.wait import wait_for
+        from registries.site import site_containers
+
+        row = self._mirror_row(gateway=False)
+        row.gateway_port = 0  # site_containers: no gateway, remoteurl = upstream
+        row.notify_token = "bench-bare"
+        row.store.http_secret = "bench-bare-secret"
+        _, containers = site_containers(row)
+        assert [c.role for c in containers] == ["registry", "nginx"], containers
+        for spec in containers:
+            self.rig.run(
+                spec.name,
+                spec.image,
+                {path: content for path, content, _mode in spec.files},
+                entrypoint=list(spec.entrypoint) or None,
+            )
+        wait_for(
+            lambda: _listening(row.https_port),
+            timeout=30,
+            message=lambda: "\n".join(self.rig.logs(containers[-1].name)[-10:]),
+        )
+        return row
+
+    def _mirror_row(self, gateway: bool):
         from controlplane.testing.ports import free_port
         from regions.models import DockerHost, Region
-        from registries import services
         from registries.models import ObjectStore, Registry, RegistryUser
         from registries.tests.gateway_rig import UP_PASSWORD, UP_USER
 
@@ -128,10 +171,6 @@ class Bench:
             gateway_enabled=gateway,
         )  # fmt: skip
         RegistryUser.objects.create(registry=row, username="ops", password="bench-pw")
-        self.sites.append(row)
-        row = services.registry_apply(row.pk)
-        if row.status != "healthy":
-            raise RuntimeError(f"apply: {row.status}: {row.last_error}")
         return row
 
     def pull_site(self, row):
@@ -160,13 +199,28 @@ class Bench:
         finally:
             shutil.rmtree(dest, ignore_errors=True)
 
-    def cold(self, row) -> tuple[float, float, float | None]:
-        """(seconds, upstream bytes / image bytes, Ferry's amplification)."""
+    def cold(self, row, bare: bool = False) -> tuple[float, float, float | None]:
+        """(seconds, upstream bytes / image bytes, Ferry's amplification;
+        None for the bare mirror: no gateway log to measure from)."""
+        from controlplane.testing.wait import wait_for
         from registries import metrics
         from registries.tests.gateway_fixtures import settle
 
         before = self.rig.upstream_truth()
         seconds = timed(lambda: self.pull_site(row))
+        if bare:
+            # Settled when the upstream served every blob twice (2.8's way).
+            wait_for(
+                lambda: _each_fetched_twice(self.rig, before, self.image.blobs),
+                timeout=60,
+                message="bare mirror: not every blob fetched twice",
+            )
+            after = self.rig.upstream_truth()
+            return (
+                seconds,
+                (after.total_bytes - before.total_bytes) / self.image.bytes,
+                None,
+            )
         settle(self.engine.client, row.pk, self.image.blobs)
         after = self.rig.upstream_truth()
         metrics.registry_sample(row.pk)
@@ -188,6 +242,21 @@ class Bench:
         self.rig.close()
 
 
+def _listening(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _each_fetched_twice(rig, before, blobs) -> bool:
+    after = rig.upstream_truth().object_gets
+    return all(after.get(d, 0) - before.object_gets.get(d, 0) >= 2 for d in blobs)
+
+
 def _create_bucket(endpoint: str, bucket: str) -> None:
     import boto3
 
@@ -197,21 +266,31 @@ def _create_bucket(endpoint: str, bucket: str) -> None:
     ).create_bucket(Bucket=bucket)  # fmt: skip
 
 
+VARIANTS = ("on", "off", "bare")
+
+
 def measure(bench: Bench, runs: int, warm_runs: int) -> dict:
-    """Per run: two fresh sites (gateway on / off), a cold pull through each,
-    then warm pulls alternating plain / on / off."""
-    keys = "cold_on cold_off ratio_on ratio_off ferry_on ferry_off warm_on warm_off"
-    out: dict[str, list[float]] = {k: [] for k in [*keys.split(), "plain"]}
+    """Per run: three fresh sites (gateway on, gateway pass-through, bare
+    mirror without a gateway), a cold pull through each, then warm pulls
+    rotating plain / on / off / bare."""
+    out: dict[str, list[float]] = {"plain": []}
+    for key in VARIANTS:
+        for what in ("cold", "ratio", "ferry", "warm"):
+            out[f"{what}_{key}"] = []
     for run in range(runs):
-        on, off = bench.apply_site(True), bench.apply_site(False)
-        for key, row in (("on", on), ("off", off)):
-            seconds, ratio, ferry = bench.cold(row)
+        sites = {
+            "on": bench.apply_site(True),
+            "off": bench.apply_site(False),
+            "bare": bench.start_bare(),
+        }
+        for key, row in sites.items():
+            seconds, ratio, ferry = bench.cold(row, bare=key == "bare")
             out[f"cold_{key}"].append(seconds)
             out[f"ratio_{key}"].append(ratio)
             out[f"ferry_{key}"].append(ferry or 0.0)
         for i in range(warm_runs):
-            order = [("plain", None), ("warm_on", on), ("warm_off", off)]
-            order = order[i % 3 :] + order[: i % 3]
+            order = [("plain", None), *((f"warm_{k}", r) for k, r in sites.items())]
+            order = order[i % 4 :] + order[: i % 4]
             for key, row in order:
                 pull = (
                     bench.pull_plain
@@ -230,33 +309,38 @@ def report(out: dict, image_bytes: int) -> None:
     med = {k: statistics.median(v) for k, v in out.items()}
     print(f"\nimage: {image_bytes} bytes; medians of {len(out['cold_on'])} cold and "
           f"{len(out['warm_on'])} warm pulls per variant")  # fmt: skip
-    rows = [
-        ("warm pull, Ferry nginx+mirror (gateway on)", med["warm_on"]),
-        ("warm pull, Ferry nginx+mirror (gateway off)", med["warm_off"]),
-        ("warm pull, plain registry", med["plain"]),
-        ("cold pull, Ferry mirror (gateway on)", med["cold_on"]),
-        ("cold pull, Ferry mirror (gateway off)", med["cold_off"]),
-    ]
+    names = {
+        "on": "Ferry site, gateway on",
+        "off": "Ferry site, gateway pass-through",
+        "bare": "bare mirror, no gateway",
+    }
+    rows = [(f"warm pull, {names[k]}", med[f"warm_{k}"]) for k in VARIANTS]
+    rows.append(("warm pull, plain registry", med["plain"]))
+    rows += [(f"cold pull, {names[k]}", med[f"cold_{k}"]) for k in VARIANTS]
     for label, seconds in rows:
         print(f"  {label:<46} {seconds * 1000:8.0f} ms")
-    paired = {
-        "on_off": paired_median(out["warm_on"], out["warm_off"]),
-        "ferry_plain": paired_median(out["warm_on"], out["plain"]),
-    }
     print("ratios (warm ones: median of ratios of pulls made back to back):")
-    ratio("warm Ferry / plain registry", f"{paired['ferry_plain']:.2f}")
+    ratio(
+        "warm Ferry / plain registry",
+        f"{paired_median(out['warm_on'], out['plain']):.2f}",
+    )
     ratio(
         "cold / warm through the mirror (gateway on)",
         f"{med['cold_on'] / med['warm_on']:.2f}",
     )
-    for key in ("on", "off"):
+    for key in VARIANTS:
+        ferry = f"(Ferry measured {med['ferry_' + key]:.3f})" if key != "bare" else ""
         ratio(
-            f"upstream bytes / image bytes, cold, gateway {key}",
-            f"{med['ratio_' + key]:.3f}   (Ferry measured {med['ferry_' + key]:.3f})",
+            f"upstream bytes / image bytes, cold, {key}",
+            f"{med['ratio_' + key]:.3f}   {ferry}".rstrip(),
         )
-    warm = paired["on_off"]
+    ratio(
+        "warm pull time, gateway on / pass-through",
+        f"{paired_median(out['warm_on'], out['warm_off']):.3f}",
+    )
+    warm = paired_median(out["warm_on"], out["warm_bare"])
     verdict = "ok" if warm <= 1.05 else "SLOWER than 5%"
-    ratio("warm pull time, gateway on / off", f"{warm:.3f}  ({verdict})")
+    ratio("warm pull time, gateway on / bare mirror", f"{warm:.3f}  ({verdict})")
 
 
 def ratio(label: str, value: str) -> None:
