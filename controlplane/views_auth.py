@@ -11,9 +11,19 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from .ratelimit import client_address, login_blocked, login_failed, login_succeeded
+from .ratelimit import client_address, login_block, login_failed, login_succeeded
 
 RATE_LIMITED = "rate_limited"
+BLOCK_MESSAGES = {
+    "user": _(
+        "Too many failed log-in attempts for this user from your "
+        "address. Wait %(minutes)d minute(s) and try again."
+    ),
+    "address": _(
+        "Too many failed log-in attempts from your address. "
+        "Wait %(minutes)d minute(s) and try again."
+    ),
+}
 
 
 class RateLimitedFormMixin:
@@ -22,15 +32,11 @@ class RateLimitedFormMixin:
     def clean(self):
         username = self.data.get("username", "")
         address = client_address(self.request)
-        if login_blocked(username, address):
+        block = login_block(username, address)
+        if block is not None:
             minutes = max(1, round(settings.FERRY_LOGIN_WINDOW / 60))
             raise ValidationError(
-                _(
-                    "Too many failed log-in attempts for this user from your "
-                    "address. Wait %(minutes)d minute(s) and try again."
-                ),
-                code=RATE_LIMITED,
-                params={"minutes": minutes},
+                BLOCK_MESSAGES[block], code=RATE_LIMITED, params={"minutes": minutes}
             )
         try:
             cleaned = super().clean()

@@ -202,6 +202,9 @@ SPECTACULAR_SETTINGS = {
 # Login attempts per username+address within the window before refusing.
 FERRY_LOGIN_MAX_ATTEMPTS = int(env("FERRY_LOGIN_MAX_ATTEMPTS", "5"))
 FERRY_LOGIN_WINDOW = int(env("FERRY_LOGIN_WINDOW", "300"))
+FERRY_LOGIN_MAX_ATTEMPTS_PER_ADDRESS = int(
+    env("FERRY_LOGIN_MAX_ATTEMPTS_PER_ADDRESS", "50")
+)
 # How many proxies of ours stand in front of the web server (X-Forwarded-For).
 FERRY_TRUSTED_PROXIES = int(env("FERRY_TRUSTED_PROXIES", "0"))
 

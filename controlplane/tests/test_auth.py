@@ -168,6 +168,20 @@ def test_login_is_refused_with_429_after_too_many_failures(client):
     assert login(client, "lou", "pw-lou", address="127.9.8.6").status_code == 302
 
 
+@override_settings(FERRY_LOGIN_MAX_ATTEMPTS=3, FERRY_LOGIN_MAX_ATTEMPTS_PER_ADDRESS=4)
+def test_one_address_guessing_many_user_names_is_refused_for_all(client):
+    user_with_role("ray", "viewer")
+    guesser = "127.9.7.1"  # counters outlive tests in the cache: its own address
+    for name in ("ann", "bob", "cy", "dee"):  # one try each: no pair is blocked
+        assert login(client, name, "guess", address=guesser).status_code == 200
+    refused = login(client, "ray", "pw-ray", address=guesser)
+    assert refused.status_code == 429
+    assert "from your address" in refused.content.decode()
+    assert "_auth_user_id" not in client.session
+    # Another address is not blocked.
+    assert login(client, "ray", "pw-ray", address="127.9.7.2").status_code == 302
+
+
 @override_settings(FERRY_LOGIN_MAX_ATTEMPTS=2, FERRY_LOGIN_WINDOW=1)
 def test_the_block_ends_with_the_window_and_success_clears_the_count(client):
     user_with_role("kim", "viewer")
