@@ -188,7 +188,7 @@ def test_hidden_tabs_stop_polling_and_the_api_docs_work_offline(
     page.goto(live_server.url + "/api/v1/docs/")
     page.wait_for_selector(".swagger-ui .info .title", timeout=20_000)
     assert "Ferry" in page.inner_text(".swagger-ui .info .title")
-    shot(page, "09-api-docs")
+    shot(page, "11-api-docs")
     elsewhere = [r.url for r in requested if not r.url.startswith(live_server.url)]
     assert elsewhere == [], elsewhere
     assert page.bad == [] and page.errors == [], (page.bad, page.errors)
