@@ -33,11 +33,10 @@ from adapters.docker_build import (
 from adapters.errors import AdapterError
 from adapters.git_source import source_fetch, source_tar
 from builds.progress import BuildProgress
-from builds.services import agent_cache_record
 
 from . import BuildResult
 from .cache_meter import CacheMeter
-from .docker import agent_prepare, cache_volumes, cluster_engine
+from .docker import agent_prepare, cluster_engine
 
 
 class PhaseFailed(Exception):
@@ -120,7 +119,7 @@ class DockerBuild:
             # "after" was measured while the image built; record it now, also
             # when a step failed or was cancelled.
             if self.meter.started:
-                self._record_cache(*self.meter.result())
+                self.meter.record(self.progress)
         self._push(client, repository, tags)
         return BuildResult.succeeded()
 
@@ -222,33 +221,6 @@ class DockerBuild:
                 "FERRY_COMMIT": build.commit,
             },
         )
-
-    def _record_cache(self, before: dict, after: dict) -> None:
-        def total(sizes: dict) -> int | None:
-            known = [size for size in sizes.values() if size is not None]
-            return sum(known) if known else None
-
-        paths = dict(cache_volumes(self.agent))
-        volumes = {
-            name: {
-                "path": paths.get(name),
-                "before": before.get(name),
-                "after": after.get(name),
-            }
-            for name in paths
-        }
-        for reason in self.meter.errors:
-            self.progress.log(_("Cache size not measured: %s") % reason + "\n")
-        size_before, size_after = total(before), total(after)
-        self.progress.record(
-            cache={
-                "volumes": volumes,
-                "before": size_before,
-                "after": size_after,
-                "warm": bool(size_before),
-            }
-        )
-        agent_cache_record(self.agent.pk, size_after)
 
     def _failing(self, phase: str):
         return _AdapterFailure(phase)

@@ -12,6 +12,10 @@
 4. result: SUCCESS succeeds; anything else fails with the line that explains
    it. A cancel stops the Jenkins build (or takes it out of the queue).
 
+The agent's cache volumes (on the cluster's host, mounted by the agent
+container) are measured before the trigger and after the end, whatever the
+end, as the docker executor does: sizes, and warm when not empty before.
+
 Never a hang: every wait has a deadline from settings, and an unreachable
 Jenkins is waited out only for FERRY_JENKINS_OUTAGE_GRACE seconds.
 """
@@ -26,6 +30,7 @@ from django.utils.translation import gettext as _
 from adapters.errors import JenkinsError
 from adapters.jenkins import JenkinsUnreachable
 from builds.executors import BuildResult
+from builds.executors.cache_meter import CacheMeter
 from builds.models import Build
 from builds.progress import BuildProgress
 
@@ -56,9 +61,11 @@ class JenkinsBuild:
         self.number: int | None = None
         self.offset = 0
         self._outage_since: float | None = None
+        self.meter = CacheMeter(self.cluster, build.agent)
 
     def run(self) -> BuildResult:
         phase = "trigger"
+        self.meter.measure_before()
         try:
             queue_id = self._trigger()
             phase = "jenkins-queue"
@@ -75,6 +82,9 @@ class JenkinsBuild:
             return BuildResult.failed(exc.reason, phase=failed_in)
         finally:
             self._close_stage()
+            self.meter.measure_after()
+            self.meter.record(self.progress)
+            self.meter.close()
             self.progress.flush()
 
     # -- 1. trigger ------------------------------------------------------------
@@ -83,6 +93,7 @@ class JenkinsBuild:
         with self.progress.phase("trigger"):
             change = self.jenkins.ensure_job(self.job, render_job_config(self.project))
             self.progress.log(f"Jenkins job {self.job}: {change}\n")
+            self.meter.wait_before()  # before the agent can write to the cache
             params = {"GIT_REF": self.build.ref, "IMAGE_TAG": str(self.build.number)}
             queue_id = self.jenkins.trigger(self.job, params)
             self.progress.record(external_id=f"queue:{queue_id}")

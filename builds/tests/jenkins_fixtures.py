@@ -68,8 +68,12 @@ def fixture_jenkins_cluster(db, jenkins):
 
 @pytest.fixture(name="jenkins_project")
 def fixture_jenkins_project(jenkins_cluster):
+    return make_jenkins_project(jenkins_cluster)
+
+
+def make_jenkins_project(cluster) -> Project:
     return Project.objects.create(
-        cluster=jenkins_cluster,
+        cluster=cluster,
         agent_kind="java",
         name=f"shop-{uuid.uuid4().hex[:6]}",
         git_url="https://git.example.invalid/shop.git",

@@ -12,17 +12,21 @@ import time
 import pytest
 from django.utils import timezone
 
+from builds.executors.docker import agent_prepare, cache_volume_name
 from builds.jenkins.template import job_name
 from builds.models import BUILD_TERMINAL_STATES, Build, BuildStatus
 from builds.runs import build_stop
 from builds.services import build_cancel, build_create
 from controlplane.testing.wait import wait_for
 
+from .conftest import remove_cluster_objects
 from .jenkins_fixtures import (  # noqa: F401 - fixtures
     fixture_build_threads,
     fixture_jenkins,
     fixture_jenkins_cluster,
     fixture_jenkins_project,
+    make_jenkins_cluster,
+    make_jenkins_project,
     queue_build,
 )
 from .jenkins_standin import Script, Step, pipeline_script
@@ -79,7 +83,18 @@ def test_it_creates_the_job_follows_the_queue_and_streams_the_log(
     done = running.join()
 
     assert done.status == BuildStatus.SUCCEEDED, (done.failure_line, done.log)
-    assert done.log.rstrip().endswith("Finished: SUCCESS")
+    # The console, then why the cache was not measured (this cluster's host
+    # has no engine; see the next test for a real one), said once.
+    assert done.log.rstrip().splitlines()[-2:] == [
+        "Finished: SUCCESS",
+        "Cache size not measured: Cannot connect to unix:///nonexistent/docker.sock:"
+        " no such socket (is dockerd running?)",
+    ]
+    assert (done.cache["before"], done.cache["after"], done.cache["warm"]) == (
+        None,
+        None,
+        False,
+    )
     assert done.image_digest == DIGEST
     assert done.image == f"team/shop:{build.number}"
     assert {"source", "dependencies", "build", "push", "jenkins", "total"} <= set(
@@ -95,6 +110,58 @@ def test_it_creates_the_job_follows_the_queue_and_streams_the_log(
     assert build_threads(second).join().status == BuildStatus.SUCCEEDED
     assert len(jenkins.posts("/createItem")) == 1
     assert jenkins.posts("/config.xml") == []
+
+
+@pytest.fixture
+def engine_project(jenkins, dockerd, test_images):
+    """A Jenkins project whose cluster's host is the sandboxed dockerd, with
+    the agent's cache volumes in place (as provisioning leaves them)."""
+    cluster = make_jenkins_cluster(jenkins.url, dockerd.url, test_images.busybox)
+    agent_prepare(dockerd.client, cluster.agents.get(kind="java"))
+    yield make_jenkins_project(cluster)
+    remove_cluster_objects(dockerd.client, cluster.pk)
+
+
+def fill_cache(client, image: str, volume: str, megabytes: int) -> None:
+    """What the agent's Maven writes into ~/.m2 while the Jenkins build runs."""
+    client.containers.run(
+        image,
+        ["-c", f"dd if=/dev/urandom of=/cache/dep.jar bs=1M count={megabytes}"],
+        entrypoint=["/bin/sh"],
+        volumes={volume: {"bind": "/cache", "mode": "rw"}},
+        network_mode="none",
+        remove=True,
+    )
+
+
+def test_builds_record_the_agents_cache_before_and_after_and_warmth(
+    jenkins, engine_project, dockerd, test_images, build_threads
+):
+    job = job_name(engine_project)
+    agent = engine_project.cluster.agents.get(kind="java")
+    volume = cache_volume_name(agent, 0)
+    jenkins.scripts[job] = shop_script(gates={"build": "go"})
+    first = queue_build(engine_project)
+    running = build_threads(first)
+    wait_for(lambda: "Downloaded a.jar" in reload(first).log, timeout=20)
+    fill_cache(dockerd.client, test_images.busybox, volume, 2)
+    jenkins.release("go")
+    cold = running.join()
+
+    assert cold.status == BuildStatus.SUCCEEDED, cold.failure_line
+    assert not cold.cache["before"] and cold.cache["warm"] is False
+    assert cold.cache["after"] >= 2 * 1024 * 1024
+    assert cold.cache["volumes"][volume]["path"] == "/root/.m2"
+    assert "Cache size not measured" not in cold.log
+    agent.refresh_from_db()
+    assert agent.cache_bytes == cold.cache["after"]
+
+    jenkins.scripts[job] = shop_script()
+    warm = build_threads(queue_build(engine_project)).join()
+
+    assert warm.status == BuildStatus.SUCCEEDED, warm.failure_line
+    assert warm.cache["warm"] is True
+    assert warm.cache["before"] == cold.cache["after"] == warm.cache["after"]
 
 
 def test_a_failing_build_shows_the_line_that_explains_it(
