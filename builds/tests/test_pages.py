@@ -4,6 +4,7 @@ Database only (tasks are published on commit, which does not happen inside a
 test transaction); the real executor is covered in test_docker_executor.py.
 """
 
+import re
 import uuid
 
 import pytest
@@ -56,19 +57,54 @@ def login(client, user):
     return client
 
 
+def strip_tags(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def stat(text: str, testid: str) -> str:
+    """The text of a stat box (one line of the page: label, value, subtitle)."""
+    line = next(line for line in text.splitlines() if f'data-testid="{testid}"' in line)
+    return strip_tags(line)
+
+
+def table_rows(text: str) -> dict[int, list[str]]:
+    """Build number -> the cells of its row in the builds table, as text."""
+    rows = {}
+    for number, row in re.findall(r'<tr data-build="(\d+)">(.*?)</tr>', text, re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        rows[int(number)] = [strip_tags(cell) for cell in cells]
+    return rows
+
+
 def test_project_page_shows_stats_chart_and_builds(client, viewer, project):
     finished(project, 1, 20.0, warm=False)
     finished(project, 2, 6.0, warm=True)
-    finished(project, 3, 8.0, warm=True, status=BuildStatus.FAILED)
+    finished(project, 3, 14.0, warm=True, status=BuildStatus.FAILED)
+    finished(project, 4, 10.0, warm=True)
+    make_build(project, 5, BuildStatus.QUEUED)
 
     page = login(client, viewer).get(f"/builds/projects/{project.pk}/")
 
     assert page.status_code == 200
     text = page.content.decode()
-    assert 'data-testid="success-rate">67%' in text
-    assert 'data-testid="p50">6.0 s' in text and 'data-testid="p95">20.0 s' in text
+    assert 'data-testid="success-rate">75%' in text
+    assert 'data-testid="p50">10.0 s' in text and 'data-testid="p95">20.0 s' in text
+    # Warm vs cold over succeeded builds only (the failed warm #3 is left out):
+    # mean total, then how many and their mean dependency phase.
+    assert stat(text, "warm") == "Warm cache 8.0 s 2 builds, dependencies 5.0 s"
+    assert stat(text, "cold") == "Cold cache 20.0 s 1 build, dependencies 17.0 s"
     assert 'id="trend-chart"' in text and "vendor/chart.umd.js" in text
     assert 'id="trend-data"' in text
+    # The builds table, newest first: status, queue, duration, cache, failure.
+    rows = table_rows(text)
+    assert list(rows) == [5, 4, 3, 2, 1]
+    assert [(r[1], r[4], r[5], r[6]) for r in rows.values()] == [
+        ("Queued position 1", "—", "—", "—"),
+        ("Succeeded", "0.1 s", "10.0 s", "warm"),
+        ("Failed", "0.1 s", "14.0 s", "warm"),
+        ("Succeeded", "0.1 s", "6.0 s", "warm"),
+        ("Succeeded", "0.1 s", "20.0 s", "cold"),
+    ]
     # Viewers see no build button.
     assert 'data-testid="build-button"' not in text
 
