@@ -240,10 +240,12 @@ def test_cold_then_warm_pull_shows_the_measured_hit_rate_in_api_and_page(
     assert saved >= 0.95 * cold.bytes  # the warm pull crossed no boundary
     assert shown(html, "bytes-saved") == filesizeformat(saved)
 
-    # Abandoned uploads: measured from the bucket the site shares.
+    # Abandoned uploads: measured from the bucket the site shares. At least
+    # the objects listed under _uploads/; the uploaded data itself waits in
+    # an unfinished S3 multipart upload, which object listings do not show.
     abandon_upload(site.private)
     stored = metrics.registry_sample(mirror.pk)
-    assert stored.abandoned_upload_bytes == upload_bytes_in_bucket(site.store) > 0
+    assert stored.abandoned_upload_bytes >= upload_bytes_in_bucket(site.store) > 0
 
     check_prewarm_makes_the_next_pull_all_hits(
         applied, dockerd, test_images, upstream, cert_dir
