@@ -9,6 +9,11 @@ import pytest
 
 from builds.models import Build, BuildAgent, BuildCluster, BuildStatus, Project
 from controlplane.models import AuditEvent
+from controlplane.testing.secrets import (
+    assert_ciphertext,
+    assert_responses_hide,
+    raw_field,
+)
 from controlplane.tests.apiclient import field_errors, token_client
 from regions.models import DockerHost, Region
 from registries.models import ObjectStore, Registry
@@ -150,29 +155,53 @@ def test_build_list_and_detail_show_the_failure_line(viewer_api, project):
     assert detail["exit_code"] == 3 and "Error 3" in detail["log"]
 
 
-def test_settings_xml_and_jenkins_token_are_write_only(admin_api, cluster):
-    agent = cluster.agents.get(kind="java")
-    answer = admin_api.patch(
-        f"/api/v1/build-agents/{agent.pk}/",
-        {"settings_xml": "<settings><servers/></settings>"},
-        format="json",
-    )
-    assert answer.status_code == 200, answer.content
-    assert "settings_xml" not in answer.json()
-    assert answer.json()["settings_xml_set"] is True
-    agent.refresh_from_db()
-    assert agent.settings_xml == "<settings><servers/></settings>"
+SETTINGS_XML = "<settings><servers><server><password>m4ven-pw</password></server>"
+TOKEN = "11f0c3e2a9b7d4e6f8a0b1c2d3e4f5a6"
 
-    answer = admin_api.patch(
-        f"/api/v1/build-clusters/{cluster.pk}/",
-        {"jenkins_token": "s3cret"},
-        format="json",
-    )
-    assert answer.status_code == 200
-    body = admin_api.get(f"/api/v1/build-clusters/{cluster.pk}/").json()
+
+def test_settings_xml_and_jenkins_token_are_write_only_and_encrypted(
+    admin_api, viewer_api, cluster, project
+):
+    agent = cluster.agents.get(kind="java")
+    written = [
+        admin_api.patch(
+            f"/api/v1/build-agents/{agent.pk}/",
+            {"settings_xml": SETTINGS_XML},
+            format="json",
+        ),
+        admin_api.patch(
+            f"/api/v1/build-clusters/{cluster.pk}/",
+            {"jenkins_token": TOKEN},
+            format="json",
+        ),
+    ]
+    assert written[0].json()["settings_xml_set"] is True
+    agent.refresh_from_db()
+    cluster.refresh_from_db()
+    assert (agent.settings_xml, cluster.jenkins_token) == (SETTINGS_XML, TOKEN)
+
+    # At rest: ciphertext in the columns, not the secrets.
+    assert_ciphertext(raw_field(BuildAgent, "settings_xml", agent.pk), SETTINGS_XML)
+    assert_ciphertext(raw_field(BuildCluster, "jenkins_token", cluster.pk), TOKEN)
+
+    # Never returned: not by the writes, not by any read, for any role.
+    reads = [
+        api.get(path)
+        for api in (admin_api, viewer_api)
+        for path in (
+            f"/api/v1/build-agents/{agent.pk}/",
+            "/api/v1/build-agents/",
+            f"/api/v1/build-clusters/{cluster.pk}/",
+            "/api/v1/build-clusters/",
+            f"/api/v1/projects/{project.pk}/",
+            "/api/v1/projects/",
+        )
+    ]
+    assert_responses_hide(written + reads, [SETTINGS_XML, "m4ven-pw", TOKEN])
+    body = reads[2].json()
     assert "jenkins_token" not in body and body["jenkins_token_set"] is True
     assert body["agents"][0]["settings_xml_set"] is True
-    assert "s3cret" not in str(body)
+    assert "settings_xml" not in reads[0].json()
 
 
 def test_operator_cannot_change_secrets_but_can_provision(operator_api, cluster):
