@@ -128,6 +128,24 @@ def image_id(client: docker.DockerClient, image: str, pull: bool = True) -> str:
         ) from exc
 
 
+@dataclass(frozen=True)
+class ImageConfig:
+    labels: dict[str, str]
+    command: list[str]  # entrypoint followed by cmd, as the engine runs them
+
+
+def image_config(client: docker.DockerClient, image: str) -> ImageConfig | None:
+    """The labels and command of an image on the host (None: not there)."""
+    try:
+        config = client.images.get(image).attrs.get("Config") or {}
+    except DockerImageNotFound:
+        return None
+    except APIError as exc:
+        raise _refused(f"inspect image {image}", exc) from exc
+    command = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+    return ImageConfig(labels=dict(config.get("Labels") or {}), command=command)
+
+
 def files_tar(files: tuple[ContainerFile, ...]) -> bytes:
     """A tarball of the files (and their parent directories), root-owned."""
     buf = io.BytesIO()

@@ -178,11 +178,13 @@ class Runner:
     `container(spec)` gives the engine.NewContainer; `ready(client,
     container_id, role, since)`, if set, returns once the started container
     serves and raises when it never will (`since`: the docker timestamp from
-    which its log belongs to this run).
+    which its log belongs to this run). `checkpoint()`, if set, runs before
+    each action and may raise to stop the apply there (a lease to renew).
     """
 
     container: Callable
     ready: Callable | None = None
+    checkpoint: Callable | None = None
 
 
 def apply_actions(
@@ -198,6 +200,8 @@ def apply_actions(
     journal = Journal(client, before_removal)
     try:
         for action in actions:
+            if runner.checkpoint is not None:
+                runner.checkpoint()
             _run(journal, action, by_role.get(action.role), runner)
     except BaseException:
         journal.rollback()

@@ -1,8 +1,9 @@
 """Applying a registry to its Docker host (called through registries.services).
 
 registry_apply(registry_id):
-1. take the registry's apply lease (compare-and-set on the row; another apply
-   of the same registry makes this one wait briefly, then give up clearly);
+1. take the registry's apply lease (registries.lease; another apply of the
+   same registry makes this one wait briefly, then give up clearly), renewed
+   between steps (image pulls, each container started);
 2. validate the row, generate what is missing (ports, notify token, the
    site's http secret, a self-signed TLS pair) and check the object store;
 3. observe the host, plan, probe the ports this apply newly binds, apply
@@ -14,18 +15,21 @@ registry_apply(registry_id):
 
 Every failure comes out as a Django ValidationError naming a field (host,
 store, image, a port...) or none, after being recorded on the row.
+
+registry_reconcile(registry_id) is the periodic pass: the same steps, doing
+nothing when the host matches. It leaves alone a registry never applied
+(a refused first apply must not be started by beat) and one whose last
+apply failed on a change still pending (it would be refused again, or crash
+and roll back on every pass); the pre-apply storage check runs whenever the
+pass creates or replaces a container.
 """
 
-import datetime
 import hashlib
 import logging
 import secrets
-import time
-import uuid
 
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -40,47 +44,21 @@ from adapters.errors import (
 from regions.services import host_connection
 
 from . import ports, reconcile, tls
+from .lease import ApplyBusy, Keeper, acquire_lease, release_lease
+
+__all__ = ["ApplyBusy", "ReconcileSkipped", "registry_apply", "registry_reconcile"]
 from .models import ObjectStore, Registry, RegistryStatus, RegistryUser
 from .site import container_name, owner_label, site_containers
 from .validators import validate_registry
 
 log = logging.getLogger(__name__)
-LEASE = datetime.timedelta(minutes=10)
 DEFAULT_USER = "ferry"
 # Roles whose access logs are the metrics' ground truth (registries.metrics).
 METERED_ROLES = ("nginx", "gateway")
 
 
-class ApplyBusy(Exception):
-    """Another apply of this registry holds the lease."""
-
-
-# -- the lease ---------------------------------------------------------------------
-def acquire_lease(registry_id: int, wait: float) -> str | None:
-    """A lease token, or None if another apply still holds it after `wait` s."""
-    token = uuid.uuid4().hex
-    deadline = time.monotonic() + wait
-    while True:
-        now = timezone.now()
-        free = Q(apply_lock="") | Q(apply_lock_expires_at__lt=now)
-        taken = (
-            Registry.objects.filter(pk=registry_id)
-            .filter(free)
-            .update(apply_lock=token, apply_lock_expires_at=now + LEASE)
-        )
-        if taken:
-            return token
-        if not Registry.objects.filter(pk=registry_id).exists():
-            raise Registry.DoesNotExist(registry_id)
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.2)
-
-
-def release_lease(registry_id: int, token: str) -> None:
-    Registry.objects.filter(pk=registry_id, apply_lock=token).update(
-        apply_lock="", apply_lock_expires_at=None
-    )
+class ReconcileSkipped(Exception):
+    """The reconcile pass leaves this registry alone; str() says why."""
 
 
 # -- generated values ------------------------------------------------------------------
@@ -220,23 +198,61 @@ def _count_before_removal(registry: Registry, lease: str):
     return sample
 
 
-def _execute(
-    client, registry: Registry, containers, only_if_drift: bool, lease: str
-) -> list:
+def _image_ids(client, containers, keeper: Keeper) -> dict[str, str]:
+    """Each image's id on the host (pulled when missing; the lease is renewed
+    around pulls, which can be long)."""
     image_ids = {}
     for container in containers:
         if container.image not in image_ids:
+            keeper.keep()
             try:
                 image_ids[container.image] = engine.image_id(client, container.image)
             except ImageNotFound as exc:
                 field = "image" if container.role == "registry" else NON_FIELD_ERRORS
                 raise ValidationError({field: [exc.reason]}) from exc
+    keeper.keep()
+    return image_ids
+
+
+def check_registry_image(client, image: str) -> None:
+    """Refuse an image whose own config contradicts the major its tag states
+    (registry 3 would ignore a config written where 2.x reads it)."""
+    from .spec import evidence_major, tag_major
+
+    config = engine.image_config(client, image)
+    found = evidence_major(config.labels, config.command) if config else None
+    stated = tag_major(image)
+    if found is None or stated is None or found[0] == stated:
+        return
+    reason = _(
+        "%(ref)s is tagged as registry %(tag)s, but the image is registry "
+        "%(found)s (%(evidence)s): use a tag that says %(found)s"
+    ) % {"ref": image, "tag": stated, "found": found[0], "evidence": found[1]}
+    raise ValidationError({"image": [reason]})
+
+
+def _starts_containers(actions) -> bool:
+    return any(action.verb in ("create", "replace") for action in actions)
+
+
+def _execute(
+    client, registry: Registry, containers, only_if_drift: bool, keeper: Keeper
+) -> list:
+    image_ids = _image_ids(client, containers, keeper)
+    check_registry_image(
+        client, next(c for c in containers if c.role == "registry").image
+    )
     desired = [reconcile.desired_state(c, image_ids[c.image]) for c in containers]
     observed = reconcile.observe(client, owner_label(registry.pk), containers)
     actions = reconcile.plan(desired, observed)
     if not actions and only_if_drift:
         return actions
+    if only_if_drift and _starts_containers(actions):
+        # An apply checked this before touching the host; a pass about to
+        # start new containers must not skip it.
+        check_storage(registry.store)
     _mark(registry, RegistryStatus.APPLYING)
+    keeper.keep()
     _probe_ports(client, registry, containers, actions, observed)
     timeout = settings.FERRY_REGISTRY_READY_TIMEOUT
     try:
@@ -245,7 +261,8 @@ def _execute(
             containers,
             actions,
             timeout,
-            before_removal=_count_before_removal(registry, lease),
+            before_removal=_count_before_removal(registry, keeper.token),
+            checkpoint=keeper.keep,
         )
     except reconcile.StartFailed as exc:
         raise _start_failure(registry, exc) from exc
@@ -308,20 +325,33 @@ def _record_success(registry: Registry, containers) -> None:
     )
 
 
-def _apply_locked(registry_id: int, only_if_drift: bool, lease: str) -> list:
+def _skip_reason(registry: Registry, containers) -> str | None:
+    """Why a reconcile pass must leave this registry alone (None: repair it)."""
+    if registry.last_applied_at is None:
+        return _("never applied: a pass only repairs what an apply set up")
+    pending = site_hash(containers) != registry.config_hash
+    if registry.status == RegistryStatus.FAILED and pending:
+        return _("its last apply failed; fix it and apply again")
+    return None
+
+
+def _apply_locked(registry_id: int, only_if_drift: bool, keeper: Keeper) -> list:
     registry = Registry.objects.select_related("store", "host", "region").get(
         pk=registry_id
     )
     loaded_status = registry.status
+    if only_if_drift and registry.last_applied_at is None:
+        raise ReconcileSkipped(_skip_reason(registry, []))
     try:
         validate_registry(registry)
         ensure_generated(registry)
         if not only_if_drift:
-            # Reconcile passes leave this to the health check that follows.
             check_storage(registry.store)
         _spec, containers = site_containers(registry)
+        if only_if_drift and (reason := _skip_reason(registry, containers)):
+            raise ReconcileSkipped(reason)
         with engine_client(host_connection(registry.host)) as client:
-            actions = _execute(client, registry, containers, only_if_drift, lease)
+            actions = _execute(client, registry, containers, only_if_drift, keeper)
     except AdapterError as exc:
         error = _as_validation_error(exc)
         _record_failure(registry, error)
@@ -347,17 +377,20 @@ def registry_apply(registry_id: int, lock_wait: float | None = None) -> list:
     if token is None:
         raise ApplyBusy(_("another apply of this registry is running; try again"))
     try:
-        return _apply_locked(registry_id, only_if_drift=False, lease=token)
+        return _apply_locked(registry_id, False, Keeper(registry_id, token))
     finally:
         release_lease(registry_id, token)
 
 
 def registry_reconcile(registry_id: int) -> list | None:
-    """One reconcile pass: repair drift if any; None if an apply is running."""
+    """One reconcile pass: repair drift if any; None if an apply is running.
+
+    Raises ReconcileSkipped for a registry the pass must leave alone.
+    """
     token = acquire_lease(registry_id, wait=0)
     if token is None:
         return None
     try:
-        return _apply_locked(registry_id, only_if_drift=True, lease=token)
+        return _apply_locked(registry_id, True, Keeper(registry_id, token))
     finally:
         release_lease(registry_id, token)

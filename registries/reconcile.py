@@ -74,13 +74,15 @@ def apply_actions(
     actions: list[Action],
     timeout: float,
     before_removal=None,
+    checkpoint=None,
 ) -> Journal:
-    """generic.apply_actions, waiting up to `timeout` s for each start."""
+    """generic.apply_actions, waiting up to `timeout` s for each start;
+    `checkpoint()` runs before each action and while waiting."""
 
     def ready(client, container_id: str, role: str, since: str) -> None:
-        wait_ready(client, container_id, role, timeout, since)
+        wait_ready(client, container_id, role, timeout, since, checkpoint)
 
-    runner = generic.Runner(container=new_container, ready=ready)
+    runner = generic.Runner(container=new_container, ready=ready, checkpoint=checkpoint)
     return generic.apply_actions(client, specs, actions, runner, before_removal)
 
 
@@ -104,10 +106,17 @@ def is_ready(client, container_id: str, role: str, since: str = "") -> bool:
 
 
 def wait_ready(
-    client, container_id: str, role: str, timeout: float, since: str = ""
+    client,
+    container_id: str,
+    role: str,
+    timeout: float,
+    since: str = "",
+    checkpoint=None,
 ) -> None:
     deadline = time.monotonic() + timeout
     while not is_ready(client, container_id, role, since):
+        if checkpoint is not None:
+            checkpoint()
         if time.monotonic() > deadline:
             logs = engine.logs_tail(client, container_id)
             raise StartFailed(

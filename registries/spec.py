@@ -6,6 +6,7 @@ every secret becomes MASK, so the page shows the files exactly as deployed
 except for the secrets themselves.
 """
 
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -13,6 +14,10 @@ from django.urls import NoReverseMatch, reverse
 
 MASK = "********"
 LOOPBACK_V4 = "127.0.0.1"
+SUPPORTED_MAJORS = (2, 3)
+# A version that starts with its major: 2, 2.8.3, 3.0.0-rc.1, v3, 2-alpine.
+_MAJOR = re.compile(r"^v?(\d+)(?:[.\-_+]|$)")
+VERSION_LABEL = "org.opencontainers.image.version"
 
 
 @dataclass(frozen=True)
@@ -87,9 +92,40 @@ def image_tag(image: str) -> str:
     return last.partition(":")[2]
 
 
+def tag_major(image: str) -> int | None:
+    """The major version the image's tag states (registry:2.8.3 -> 2), or None
+    (no tag, "latest", a bare digest, a tag that is not a version)."""
+    found = _MAJOR.match(image_tag(image))
+    return int(found[1]) if found else None
+
+
 def image_major(image: str) -> int:
-    """3 for registry 3 images (tag starts with "3"), else 2."""
-    return 3 if image_tag(image).startswith("3") else 2
+    """The major that rendering follows: 3 for registry 3 tags, else 2.
+
+    Applies refuse references whose tag does not say (validators), so 2 is
+    only ever a guess for rows that cannot be applied as they are.
+    """
+    major = tag_major(image)
+    return 3 if major is not None and major >= 3 else 2
+
+
+def evidence_major(labels: dict, command: list[str]) -> tuple[int, str] | None:
+    """What an image's own config says it is: (major, the evidence), or None.
+
+    The config path its command passes is the surest sign (registry 3 reads
+    /etc/distribution/config.yml, 2.x /etc/docker/registry/config.yml); the
+    OCI version label counts only when the command names no config.
+    """
+    for word in command:
+        if word.startswith("/etc/distribution/"):
+            return 3, word
+        if word.startswith("/etc/docker/registry/"):
+            return 2, word
+    version = str(labels.get(VERSION_LABEL, ""))
+    found = _MAJOR.match(version)
+    if found and int(found[1]) in SUPPORTED_MAJORS:
+        return int(found[1]), f"{VERSION_LABEL}={version}"
+    return None
 
 
 def notify_url(registry_id: int) -> str:

@@ -13,8 +13,11 @@ from . import services
 from .apply import error_text
 from .models import Registry
 
+# The apply lease lasts FERRY_REGISTRY_APPLY_TIME_LIMIT too (registries.lease).
+APPLY_TIME_LIMIT = int(settings.FERRY_REGISTRY_APPLY_TIME_LIMIT)
 
-@shared_task(ignore_result=True, time_limit=900)
+
+@shared_task(ignore_result=True, time_limit=APPLY_TIME_LIMIT)
 def registry_apply_task(registry_id: int) -> str:
     """Apply one registry (asked for through the API or a page)."""
     try:
@@ -28,7 +31,7 @@ def registry_apply_task(registry_id: int) -> str:
     return registry.status if registry else "gone"
 
 
-@shared_task(ignore_result=True, time_limit=900)
+@shared_task(ignore_result=True, time_limit=APPLY_TIME_LIMIT)
 def registry_reconcile_task(registry_id: int) -> str:
     return services.registry_reconcile(registry_id)
 

@@ -10,11 +10,12 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from . import ports, tls
-from .spec import is_loopback
+from .spec import SUPPORTED_MAJORS, is_loopback, tag_major
 
 # distribution/reference grammar: [domain[:port]/]path[:tag][@digest]
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -133,11 +134,34 @@ def _relation_errors(registry) -> dict[str, str]:
         errors["store"] = _("the object store is in another region")
     if registry.public_hostname and not _HOSTNAME.match(registry.public_hostname):
         errors["public_hostname"] = _("must be a host name such as hub.example.com")
-    if registry.image:
-        reason = image_reference_error(registry.image)
-        if reason:
-            errors["image"] = reason
+    image = registry.image or settings.FERRY_REGISTRY_IMAGE
+    reason = image_reference_error(image) if registry.image else None
+    if reason is None:
+        reason = registry_major_error(image)
+    if reason:
+        errors["image"] = reason
     return errors
+
+
+def registry_major_error(image: str) -> str | None:
+    """Why the tag of `image` does not tell its registry major (None: it does).
+
+    The major decides the files (registry 3 reads /etc/distribution, has no
+    oss driver), and the page shows them without asking the host, so it must
+    be known from the reference itself.
+    """
+    major = tag_major(image)
+    if major is None:
+        return _(
+            "%(ref)s does not say whether it is registry 2 or 3: use a tag that "
+            "starts with the major version, such as registry:2 or registry:3 "
+            "(with a digest: registry:3@sha256:...)"
+        ) % {"ref": image}
+    if major not in SUPPORTED_MAJORS:
+        return _("registry %(major)s is not supported: use a registry 2 or 3 image") % {
+            "major": major
+        }
+    return None
 
 
 def validate_registry(registry) -> None:

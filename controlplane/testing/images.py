@@ -5,7 +5,8 @@ from the installed Debian packages (docker-registry, nginx, busybox-static):
 the binary, the libraries ldd lists, and a few config files. Each rootfs
 tarball is cached under $FERRY_TEST_CACHE (default /tmp/ferry-test-cache),
 keyed by a hash of every input byte, and imported into an engine as
-`ferry-test/<name>:<hash12>` only when that tag is missing.
+`ferry-test/<name>:<hash12>` (the registry's as `:2.8-<hash12>`) only when
+that tag is missing.
 
     images = import_test_images(dockerd.client)
     client.containers.run(images.registry, network_mode="host", ...)
@@ -145,6 +146,10 @@ def busybox_rootfs() -> RootFS:
     return fs
 
 
+# Ferry reads a registry image's major version from its tag (registry:2,
+# registry:3.0.0), so the test registry's tag says what it is: Debian's 2.8.
+TAG_PREFIX = {"registry": "2.8-"}
+
 RECIPES = {
     "registry": (
         registry_rootfs,
@@ -182,7 +187,7 @@ def build_image_tar(name: str) -> tuple[Path, str]:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    return tar_path, f"{REPOSITORY}/{name}:{digest}"
+    return tar_path, f"{REPOSITORY}/{name}:{TAG_PREFIX.get(name, '')}{digest}"
 
 
 def import_image(client: docker.DockerClient, name: str) -> str:

@@ -10,8 +10,20 @@ import yaml
 
 from registries import render, tls
 from registries.site import nginx_container, registry_container
-from registries.spec import MASK, RegistrySpec, StoreSpec, UserSpec, image_major
-from registries.validators import image_reference_error, upstream_url_error
+from registries.spec import (
+    MASK,
+    RegistrySpec,
+    StoreSpec,
+    UserSpec,
+    evidence_major,
+    image_major,
+    tag_major,
+)
+from registries.validators import (
+    image_reference_error,
+    registry_major_error,
+    upstream_url_error,
+)
 
 S3 = StoreSpec(
     kind="s3", endpoint="http://127.0.0.1:9000", bucket="reg", region="us-east-1",
@@ -98,13 +110,57 @@ def test_oss_uses_s3_against_the_oss_endpoint_on_registry_3():
         ("registry:2", 2),
         ("registry:3", 3),
         ("registry:3.0.0-rc.1", 3),
+        ("registry:v3.0.0", 3),
+        ("registry:2-alpine", 2),
         ("my.reg:5000/registry:2.8.3", 2),
-        ("my.reg:5000/library/registry", 2),
-        ("registry@sha256:" + "a" * 64, 2),
+        ("registry:3@sha256:" + "a" * 64, 3),
+        ("my.reg:5000/library/registry", None),
+        ("registry:latest", None),
+        ("registry@sha256:" + "a" * 64, None),
+        ("ferry-test/registry:3a9f0c2b1d4e", None),  # a hash, not a version
+        ("ferry-test/registry:2.8-de81d023b36a", 2),
     ],
 )
-def test_the_registry_major_comes_from_the_image_tag(image, major):
-    assert image_major(image) == major
+def test_the_registry_major_comes_from_the_image_tag_when_it_says(image, major):
+    assert tag_major(image) == major
+    assert image_major(image) == (major or 2)
+
+
+@pytest.mark.parametrize(
+    "image", ["registry:latest", "registry", "registry@sha256:" + "a" * 64]
+)
+def test_a_reference_that_does_not_say_its_major_is_refused(image):
+    reason = registry_major_error(image)
+    assert image in reason and "registry:3" in reason
+
+
+def test_a_major_ferry_cannot_render_is_refused():
+    assert "not supported" in registry_major_error("registry:4.0")
+    assert registry_major_error("registry:3.0.0") is None
+
+
+@pytest.mark.parametrize(
+    ("labels", "command", "found"),
+    [
+        # The library images: /entrypoint.sh <config path>.
+        ({}, ["/entrypoint.sh", "/etc/distribution/config.yml"], 3),
+        ({}, ["/entrypoint.sh", "/etc/docker/registry/config.yml"], 2),
+        ({}, ["registry", "serve", "/etc/distribution/config.yml"], 3),
+        ({"org.opencontainers.image.version": "3.0.0"}, ["/bin/registry"], 3),
+        ({"org.opencontainers.image.version": "v2.8.3"}, [], 2),
+        # The command is surer than a label a base image may have set.
+        (
+            {"org.opencontainers.image.version": "3.20"},
+            ["/entrypoint.sh", "/etc/docker/registry/config.yml"],
+            2,
+        ),
+        ({"org.opencontainers.image.version": "24.04"}, ["/bin/sh"], None),
+        ({}, ["/bin/sh"], None),
+    ],
+)
+def test_what_an_image_says_about_its_major(labels, command, found):
+    result = evidence_major(labels, command)
+    assert (result[0] if result else None) == found
 
 
 def test_filesystem_storage_is_the_mounted_host_directory():
