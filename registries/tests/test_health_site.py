@@ -19,16 +19,19 @@ from controlplane.testing.wait import wait_for
 from controlplane.tests.apiclient import token_client
 from registries import tls
 from registries.metrics import container_name
-from registries.models import Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
-def page_checks(registry, user) -> dict[str, str]:
-    """{check name: reason} of the failed checks the detail page shows."""
+def page_of(registry, user) -> str:
     browser = Client()
     browser.force_login(user)
-    html = browser.get(f"/registries/{registry.pk}/").content.decode()
+    return browser.get(f"/registries/{registry.pk}/").content.decode()
+
+
+def page_checks(registry, user) -> dict[str, str]:
+    """{check name: reason} of the failed checks the detail page shows."""
+    html = page_of(registry, user)
     failed = re.findall(
         r"<dt>(\w+)</dt><dd><span class=\"badge badge-bad\">[^<]*</span>\s*"
         r'<span class="error-text small" data-testid="check-reason">([^<]*)</span>',
@@ -68,19 +71,26 @@ def test_red_health_cases_show_their_reason_on_the_page(
     # A certificate from the test CA that lives 5 days.
     monkeypatch.setattr(test_tls, "VALIDITY", timedelta(days=5))
     cert, key = test_ca.issue(("127.0.0.1", "localhost"))
-    Registry.objects.filter(pk=mirror.pk).update(
-        tls_certificate=cert.decode(), tls_private_key=key.decode()
+    admin = token_client("admin")
+    uploaded = admin.patch(
+        f"/api/v1/registries/{mirror.pk}/",
+        {"tls_certificate": cert.decode(), "tls_private_key": key.decode()},
+        format="json",
     )
+    assert uploaded.status_code == 200, uploaded.json()
     applied = operator.post(f"/api/v1/registries/{mirror.pk}/apply/?wait=1")
     assert applied.status_code == 200, applied.json()
     days = tls.days_left(cert.decode(), timezone.now())
     assert days < 14
     assert page_checks(mirror, viewer) == {"certificate": f"expires in {days} days"}
+    days_shown = f'<span class="error-text" data-testid="tls-days">{days} days left'
+    html = page_of(mirror, viewer)
+    assert days_shown in html
     assert applied.json()["status"] == "degraded"
     assert f"certificate: expires in {days} days" in applied.json()["last_error"]
 
     # A rotated password: after the apply, the old one is refused.
-    rotated = token_client("admin").post(
+    rotated = admin.post(
         f"/api/v1/registries/{mirror.pk}/rotate-password/", {"username": "ops"}
     )
     assert rotated.status_code == 200, rotated.json()
