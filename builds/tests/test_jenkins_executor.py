@@ -112,6 +112,30 @@ def test_it_creates_the_job_follows_the_queue_and_streams_the_log(
     assert jenkins.posts("/config.xml") == []
 
 
+def test_a_changed_project_updates_its_job_before_the_next_build(
+    jenkins, jenkins_project, build_threads
+):
+    job = job_name(jenkins_project)
+    jenkins.scripts[job] = shop_script()
+    first = build_threads(queue_build(jenkins_project)).join()
+    assert first.status == BuildStatus.SUCCEEDED, first.failure_line
+    assert "mvn -B dependency:go-offline" in jenkins.jobs[job].config_xml
+    old_config = jenkins.jobs[job].config_xml
+
+    jenkins_project.dependency_command = "mvn -B -s /root/.m2/corp.xml verify"
+    jenkins_project.save()
+    second = build_threads(queue_build(jenkins_project)).join()
+
+    assert second.status == BuildStatus.SUCCEEDED, second.failure_line
+    assert f"Jenkins job {job}: updated" in second.log
+    updates = jenkins.posts(f"/job/{job}/config.xml")
+    assert len(updates) == 1 and len(jenkins.posts("/createItem")) == 1
+    config = jenkins.jobs[job].config_xml
+    assert "mvn -B -s /root/.m2/corp.xml verify" in config
+    assert "dependency:go-offline" not in config
+    assert config != old_config and "ferry-config-hash: " in config
+
+
 @pytest.fixture
 def engine_project(jenkins, dockerd, test_images):
     """A Jenkins project whose cluster's host is the sandboxed dockerd, with
