@@ -17,7 +17,7 @@ Object stores are served by regions/api.py.
 
 from typing import ClassVar
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -28,6 +28,7 @@ from controlplane.viewsets import AuditedModelViewSet, Conflict, api_errors
 
 from . import services
 from .models import Registry
+from .stats_schema import RegistryStatsSerializer
 from .validators import image_reference_error, upstream_url_error
 
 OBSERVED = (
@@ -163,18 +164,14 @@ class RegistryViewSet(AuditedModelViewSet):
         )
         return Response(self.get_serializer(registry).data)
 
-    @extend_schema(
-        request=None,
-        responses=inline_serializer(
-            "RegistryStats", {"requests": serializers.IntegerField()}
-        ),
-    )
+    @extend_schema(request=None, responses=RegistryStatsSerializer)
     @action(detail=True, methods=["get"])
     def stats(self, request, pk=None):
         """Counters, rates and gauges from ground truth (registries.metrics)."""
         from .metrics import registry_stats
 
-        return Response(registry_stats(self.get_object()))
+        stats = registry_stats(self.get_object())
+        return Response(RegistryStatsSerializer(stats).data)
 
     @extend_schema(request=PrewarmRequest, responses=None)
     @action(detail=True, methods=["post"])

@@ -180,10 +180,18 @@ def test_stats_answer_with_the_documented_keys(topology):
         .post(URL, mirror_body(topology), format="json")
         .json()["id"]
     )
-    body = token_client("viewer").get(f"{URL}{pk}/stats/").json()
+    viewer = token_client("viewer")
+    body = viewer.get(f"{URL}{pk}/stats/").json()
     for key in ("requests", "hits", "misses", "hit_rate", "bytes_upstream",
                 "bytes_served", "storage_bytes", "objects", "sampled_at"):  # fmt: skip
         assert key in body
+    # The OpenAPI schema documents every key the answer has, and no other.
+    schema = viewer.get("/api/v1/schema/?format=json").json()
+    documented = schema["components"]["schemas"]["RegistryStats"]
+    assert set(documented["properties"]) == set(body)
+    assert set(documented["required"]) == set(body)
+    gateway = schema["components"]["schemas"]["GatewayStatus"]["properties"]
+    assert set(body["gateway"]) <= set(gateway)
 
 
 def test_apply_to_a_down_host_is_refused_on_the_host_field(topology):
