@@ -1,9 +1,10 @@
 """Object storage behind a registry: credential/bucket checks and usage.
 
 One small backend per ObjectStore kind (oss via oss2, s3 via boto3, filesystem)
-exposes `probe()` and `iter_objects(prefix)`; the domain verbs below turn the
-libraries' errors into a StoreCheck naming the failing field, or into our own
-StorageDenied / StorageUnreachable.
+exposes `probe()` and `iter_objects(prefix)` (the buckets also
+`iter_unfinished(prefix)`: their multipart uploads not yet completed); the
+domain verbs below turn the libraries' errors into a StoreCheck naming the
+failing field, or into our own StorageDenied / StorageUnreachable.
 
 Filesystem stores live on the Docker host, which may be remote: Ferry can only
 validate that the path is absolute, and measure usage when the path is also
@@ -17,6 +18,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 
 from django.conf import settings
 
@@ -61,6 +63,10 @@ class _Failure(Exception):
     @property
     def reason(self) -> str:
         return f"{self.category} ({self.detail})" if self.detail else self.category
+
+
+class _Gone(Exception):
+    """The multipart upload was completed or aborted while we looked at it."""
 
 
 def _timeout() -> float:
@@ -125,6 +131,8 @@ class _OssBackend:
     def _call(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except self.oss2.exceptions.NoSuchUpload as exc:
+            raise _Gone() from exc
         except self.oss2.exceptions.OssError as exc:
             raise self._classify(exc) from exc
 
@@ -142,6 +150,42 @@ class _OssBackend:
             if not page.is_truncated:
                 return
             marker = page.next_marker
+
+    def iter_unfinished(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(key, bytes of its parts) of each multipart upload not completed."""
+        key_marker = upload_marker = ""
+        while True:
+            page = self._call(
+                self.bucket.list_multipart_uploads,
+                prefix=prefix,
+                key_marker=key_marker,
+                upload_id_marker=upload_marker,
+                max_uploads=PAGE_SIZE,
+            )
+            for upload in page.upload_list:
+                yield upload.key, self._parts_bytes(upload.key, upload.upload_id)
+            key_marker = page.next_key_marker
+            upload_marker = page.next_upload_id_marker
+            if not page.is_truncated or not key_marker:
+                return
+
+    def _parts_bytes(self, key: str, upload_id: str) -> int:
+        total, marker = 0, ""
+        while True:
+            try:
+                page = self._call(
+                    self.bucket.list_parts,
+                    key,
+                    upload_id,
+                    marker=marker,
+                    max_parts=PAGE_SIZE,
+                )
+            except _Gone:
+                return 0
+            total += sum(part.size for part in page.parts)
+            marker = page.next_marker
+            if not page.is_truncated or not marker:
+                return total
 
     def put(self, key: str, data: bytes) -> None:
         self._call(self.bucket.put_object, key, data)
@@ -220,7 +264,11 @@ class _S3Backend:
 
         try:
             return fn(**kwargs)
-        except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
+        except exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                raise _Gone() from exc
+            raise self._classify(exc) from exc
+        except exceptions.BotoCoreError as exc:
             raise self._classify(exc) from exc
 
     def iter_objects(self, prefix: str) -> Iterator[tuple[str, int]]:
@@ -235,6 +283,45 @@ class _S3Backend:
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return
+
+    def iter_unfinished(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(key, bytes of its parts) of each multipart upload not completed."""
+        markers: dict[str, str] = {}
+        while True:
+            page = self._call(
+                self.client.list_multipart_uploads,
+                Bucket=self.bucket,
+                Prefix=prefix,
+                MaxUploads=PAGE_SIZE,
+                **markers,
+            )
+            for upload in page.get("Uploads", []):
+                key, upload_id = upload["Key"], upload["UploadId"]
+                yield key, self._parts_bytes(key, upload_id)
+            if not page.get("IsTruncated") or not page.get("NextKeyMarker"):
+                return
+            markers = {"KeyMarker": page["NextKeyMarker"]}
+            if page.get("NextUploadIdMarker"):
+                markers["UploadIdMarker"] = page["NextUploadIdMarker"]
+
+    def _parts_bytes(self, key: str, upload_id: str) -> int:
+        total, marker = 0, 0
+        while True:
+            try:
+                page = self._call(
+                    self.client.list_parts,
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MaxParts=PAGE_SIZE,
+                    PartNumberMarker=marker,
+                )
+            except _Gone:
+                return 0
+            total += sum(int(part["Size"]) for part in page.get("Parts", []))
+            marker = int(page.get("NextPartNumberMarker") or 0)
+            if not page.get("IsTruncated") or not marker:
+                return total
 
     def put(self, key: str, data: bytes) -> None:
         self._call(self.client.put_object, Bucket=self.bucket, Key=key, Body=data)
@@ -280,6 +367,9 @@ class _FilesystemBackend:
                 except FileNotFoundError:  # removed while walking: uploads
                     continue
                 yield os.path.relpath(path, self.root).replace(os.sep, "/"), size
+
+    def iter_unfinished(self, prefix: str) -> Iterator[tuple[str, int]]:
+        return iter(())  # an upload's partial data is a plain file: walk() sees it
 
     def size(self, key: str) -> int | None:
         try:
@@ -336,8 +426,7 @@ def check_store(store) -> StoreCheck:
     return StoreCheck(ok=True, field=None, reason="ok")
 
 
-def _objects(store, prefix: str) -> Iterator[tuple[str, int]] | None:
-    backend = _backend(store)
+def _objects(backend, store, prefix: str) -> Iterator[tuple[str, int]] | None:
     if isinstance(backend, _FilesystemBackend):
         if not os.path.isdir(backend.root):
             return None  # lives on a remote Docker host only
@@ -353,7 +442,7 @@ def _raise_for(failure: _Failure):
 def store_usage(store) -> StoreUsage | None:
     """Bytes and object count under the root directory (None: not measurable)."""
     try:
-        objects = _objects(store, root_prefix(store))
+        objects = _objects(_backend(store), store, root_prefix(store))
         if objects is None:
             return None
         total = count = 0
@@ -366,19 +455,29 @@ def store_usage(store) -> StoreUsage | None:
 
 
 def abandoned_upload_bytes(store) -> int | None:
-    """Bytes held by unfinished blob uploads (`<repo>/_uploads/`) of every repo."""
+    """Bytes held by unfinished blob uploads (`<repo>/_uploads/`) of every repo.
+
+    On S3 and OSS the registry writes an upload's data (`_uploads/<id>/data`)
+    as a multipart upload, invisible to object listings until it is completed
+    but billed all the same: its parts count too. Only keys under `_uploads/`
+    count, like the objects: other multipart uploads are not blob uploads.
+    """
     prefix = root_prefix(store) + REPOSITORIES
     try:
-        objects = _objects(store, prefix)
+        backend = _backend(store)
+        objects = _objects(backend, store, prefix)
         if objects is None:
             return None
+        unfinished = backend.iter_unfinished(prefix)
         return sum(
-            size
-            for key, size in objects
-            if key.startswith(prefix) and UPLOADS_MARKER in key[len(prefix) - 1 :]
+            size for key, size in chain(objects, unfinished) if _is_upload(key, prefix)
         )
     except _Failure as failure:
         _raise_for(failure)
+
+
+def _is_upload(key: str, prefix: str) -> bool:
+    return key.startswith(prefix) and UPLOADS_MARKER in key[len(prefix) - 1 :]
 
 
 def blob_key(digest: str) -> str:

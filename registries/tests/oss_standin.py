@@ -3,12 +3,17 @@
 It speaks the part of the OSS REST protocol Ferry and oss2 use, path-style
 (`http://127.0.0.1:PORT/<bucket>/<key>`): GetBucketInfo, ListObjects (v1 and
 v2: prefix, delimiter, marker / continuation-token, max-keys, encoding-type),
-PutObject, GetObject (with Range), HeadObject, DeleteObject. Every request must
+PutObject, GetObject (with Range), HeadObject, DeleteObject, and multipart
+uploads: InitiateMultipartUpload, UploadPart, ListMultipartUploads (prefix,
+key-marker, upload-id-marker, max-uploads, encoding-type; no delimiter),
+ListParts (part-number-marker, max-parts), CompleteMultipartUpload and
+AbortMultipartUpload (in oss_standin_multipart.py). Every request must
 carry a valid OSS signature v1 (`Authorization: OSS <ak>:<base64 HMAC-SHA1>`,
 which is what oss2 2.19's `oss2.Auth` sends); answers use OSS's documented
 XML and error codes (InvalidAccessKeyId, SignatureDoesNotMatch, NoSuchBucket,
-NoSuchKey, AccessDenied, InvalidDigest, RequestTimeTooSkewed). Bytes are
-really stored (in memory), so usage numbers are real.
+NoSuchKey, NoSuchUpload, AccessDenied, InvalidDigest, InvalidPart,
+RequestTimeTooSkewed). Bytes are really stored (in memory), so usage numbers
+are real.
 """
 
 from __future__ import annotations
@@ -96,6 +101,23 @@ ERROR_MESSAGES = {
     ),
     "NoSuchBucket": (404, "The specified bucket does not exist."),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchUpload": (
+        404,
+        (
+            "The specified upload does not exist. The upload ID may be invalid, "
+            "or the upload may have been aborted or completed."
+        ),
+    ),
+    "InvalidPart": (
+        400,
+        "One or more of the specified parts could not be found or the specified "
+        "entity tag might not have matched the part's entity tag.",
+    ),
+    "InvalidPartOrder": (
+        400,
+        "The list of parts was not in ascending order. Parts list must be "
+        "specified in order by part number.",
+    ),
     "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
     "InvalidArgument": (400, "Invalid argument."),
     "MethodNotAllowed": (405, "The specified method is not allowed."),
@@ -130,6 +152,7 @@ class StoredObject:
     modified: float
     etag: str = ""
     crc: int = 0
+    object_type: str = "Normal"  # "Multipart" once assembled from parts
 
     def __post_init__(self):
         self.etag = hashlib.md5(self.data).hexdigest().upper()
@@ -137,10 +160,22 @@ class StoredObject:
 
 
 @dataclass
+class Upload:
+    """A multipart upload not yet completed: its parts are stored, not listed."""
+
+    key: str
+    upload_id: str
+    content_type: str
+    initiated: float = field(default_factory=time.time)
+    parts: dict[int, StoredObject] = field(default_factory=dict)
+
+
+@dataclass
 class Bucket:
     name: str
     created: float = field(default_factory=time.time)
     objects: dict[str, StoredObject] = field(default_factory=dict)
+    uploads: dict[str, Upload] = field(default_factory=dict)  # by upload id
 
 
 @dataclass
@@ -349,10 +384,18 @@ def _route(standin: OssStandin, req: _Request, access_key_id: str, body: bytes):
     if not req.key:
         if req.method == "GET" and "bucketInfo" in req.query:
             return _bucket_info(standin.bucket_for(req, access_key_id, "r"))
+        if req.method == "GET" and "uploads" in req.query:
+            from .oss_standin_multipart import list_uploads
+
+            return list_uploads(standin.bucket_for(req, access_key_id, "r"), req.query)
         if req.method == "GET":
             bucket = standin.bucket_for(req, access_key_id, "r")
             return _list_objects(bucket, req.query)
         raise OssError("MethodNotAllowed")
+    if "uploads" in req.query or "uploadId" in req.query:
+        from .oss_standin_multipart import multipart  # it imports this module
+
+        return multipart(standin, req, access_key_id, body)
     if req.method == "PUT":
         return _put_object(
             standin, standin.bucket_for(req, access_key_id, "w"), req, body
@@ -382,10 +425,14 @@ def _bucket_info(bucket: Bucket):
     return 200, {"Content-Type": "application/xml"}, xml.encode()
 
 
-def _put_object(standin: OssStandin, bucket: Bucket, req: _Request, body: bytes):
+def _check_md5(req: _Request, body: bytes) -> None:
     md5 = req.headers.get("Content-MD5")
     if md5 and md5 != base64.b64encode(hashlib.md5(body).digest()).decode():
         raise OssError("InvalidDigest")
+
+
+def _put_object(standin: OssStandin, bucket: Bucket, req: _Request, body: bytes):
+    _check_md5(req, body)
     content_type = req.headers.get("Content-Type") or "application/octet-stream"
     obj = StoredObject(body, content_type, time.time())
     with standin.lock:
@@ -401,7 +448,7 @@ def _get_object(bucket: Bucket, req: _Request):
         "Content-Type": obj.content_type,
         "ETag": f'"{obj.etag}"',
         "Last-Modified": formatdate(obj.modified, usegmt=True),
-        "x-oss-object-type": "Normal",
+        "x-oss-object-type": obj.object_type,
         "x-oss-storage-class": "Standard",
         "Accept-Ranges": "bytes",
     }
@@ -514,6 +561,7 @@ def _contents(key: str, obj: StoredObject, enc, owner: bool) -> str:
     return (
         f"<Contents><Key>{enc(key)}</Key>"
         f"<LastModified>{_iso(obj.modified)}</LastModified>"
-        f'<ETag>"{obj.etag}"</ETag><Type>Normal</Type><Size>{len(obj.data)}</Size>'
+        f'<ETag>"{obj.etag}"</ETag><Type>{obj.object_type}</Type>'
+        f"<Size>{len(obj.data)}</Size>"
         f"<StorageClass>Standard</StorageClass>{owner_xml}</Contents>"
     )

@@ -12,6 +12,7 @@ import boto3
 import oss2
 import pytest
 
+from adapters import object_storage
 from adapters.errors import StorageDenied, StorageUnreachable
 from adapters.object_storage import abandoned_upload_bytes, check_store, store_usage
 from controlplane.testing.ports import free_port
@@ -22,7 +23,10 @@ from registries.models import ObjectStore
 from .oss_standin import OssStandin
 
 BLOBS = "registry/docker/registry/v2/blobs/sha256/"
-UPLOADS = "registry/docker/registry/v2/repositories/team/app/_uploads/"
+REPO = "registry/docker/registry/v2/repositories/team/app/"
+UPLOADS = REPO + "_uploads/"
+# The same layout outside the store's root directory ("/registry").
+OUTSIDE = "elsewhere/docker/registry/v2/repositories/team/app/_uploads/"
 
 
 def _store(**fields) -> ObjectStore:
@@ -112,6 +116,37 @@ def test_oss_usage_counts_bytes_written_with_oss2(oss):
 
     assert (usage.bytes, usage.objects) == (expected, 1205)
     assert abandoned_upload_bytes(_oss_store(oss)) == 4096 + 20
+
+
+def _oss_upload(bucket, key: str, sizes: list[int]) -> tuple[str, list]:
+    """A multipart upload of `key` with parts of `sizes` bytes, left open."""
+    upload_id = bucket.init_multipart_upload(key).upload_id
+    parts = [
+        oss2.models.PartInfo(n, bucket.upload_part(key, upload_id, n, b"p" * s).etag)
+        for n, s in enumerate(sizes, start=1)
+    ]
+    return upload_id, parts
+
+
+def test_oss_abandoned_uploads_count_unfinished_multipart_parts(oss, monkeypatch):
+    # Pages of 2 prove the upload and part markers without thousands of calls.
+    monkeypatch.setattr(object_storage, "PAGE_SIZE", 2)
+    bucket = oss2.Bucket(
+        oss2.Auth("ferry-ak", "ferry-secret"), oss.endpoint, "ferry-bucket"
+    )
+    _oss_upload(bucket, f"{UPLOADS}u1/data", [3000, 2000, 1000])
+    _oss_upload(bucket, f"{UPLOADS}u1/data", [500])  # same key: upload-id-marker
+    _oss_upload(bucket, f"{UPLOADS}u2/data", [])
+    bucket.put_object(f"{UPLOADS}u1/startedat", b"2024-01-01T00:00:00Z")
+    _oss_upload(bucket, f"{OUTSIDE}u3/data", [9000])  # not under the root
+    _oss_upload(bucket, f"{REPO}_layers/x", [8000])  # not a blob upload
+    done, parts = _oss_upload(bucket, f"{UPLOADS}u4/data", [400])
+    bucket.complete_multipart_upload(f"{UPLOADS}u4/data", done, parts)
+    aborted, _parts = _oss_upload(bucket, f"{UPLOADS}u5/data", [7000])
+    bucket.abort_multipart_upload(f"{UPLOADS}u5/data", aborted)
+
+    # Open parts, plus the objects: the completed upload counts once, as one.
+    assert abandoned_upload_bytes(_oss_store(oss)) == 6000 + 500 + 20 + 400
 
 
 def test_oss_usage_with_wrong_secret_raises_storage_denied(oss):
@@ -253,6 +288,48 @@ def test_s3_usage_counts_bytes_written_with_boto3(s3_iam):
 
     assert (usage.bytes, usage.objects) == (sum(range(1050)) + 777, 1051)
     assert abandoned_upload_bytes(store) == 777
+
+
+def _s3_upload(client, bucket: str, key: str, sizes: list[int]) -> tuple[str, list]:
+    """A multipart upload of `key` with parts of `sizes` bytes, left open."""
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    parts = []
+    for number, size in enumerate(sizes, start=1):
+        etag = client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+            Body=b"p" * size,
+        )["ETag"]  # fmt: skip
+        parts.append({"PartNumber": number, "ETag": etag})
+    return upload_id, parts
+
+
+def test_s3_abandoned_uploads_count_unfinished_multipart_parts(s3_iam, monkeypatch):
+    monkeypatch.setattr(object_storage, "PAGE_SIZE", 2)  # proves the part marker
+    client, bucket = _s3_client(s3_iam), "multipart-bucket"
+    client.create_bucket(Bucket=bucket)
+    _s3_upload(client, bucket, f"{UPLOADS}u1/data", [3000, 2000, 1000])
+    _s3_upload(client, bucket, f"{UPLOADS}u1/data", [500])
+    client.put_object(Bucket=bucket, Key=f"{UPLOADS}u1/startedat", Body=b"t" * 20)
+    _s3_upload(client, bucket, f"{OUTSIDE}u3/data", [9000])  # not under the root
+    _s3_upload(client, bucket, f"{REPO}_layers/x", [8000])  # not a blob upload
+    done, parts = _s3_upload(client, bucket, f"{UPLOADS}u4/data", [400])
+    client.complete_multipart_upload(
+        Bucket=bucket, Key=f"{UPLOADS}u4/data", UploadId=done,
+        MultipartUpload={"Parts": parts},
+    )  # fmt: skip
+    aborted, _parts = _s3_upload(client, bucket, f"{UPLOADS}u5/data", [7000])
+    client.abort_multipart_upload(
+        Bucket=bucket, Key=f"{UPLOADS}u5/data", UploadId=aborted
+    )
+
+    store = _s3_store(s3_iam, bucket=bucket)
+    # Open parts, plus the objects: the completed upload counts once, as one.
+    assert abandoned_upload_bytes(store) == 6000 + 500 + 20 + 400
+    # A key that may not list multipart uploads gets no figure rather than one
+    # missing the data (the registry itself needs that permission anyway).
+    reader = _s3_store(s3_iam, user="reader", bucket=bucket)
+    with pytest.raises(StorageDenied, match="access denied"):
+        abandoned_upload_bytes(reader)
 
 
 # -- filesystem ------------------------------------------------------------------
