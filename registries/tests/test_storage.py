@@ -130,7 +130,7 @@ def _oss_upload(bucket, key: str, sizes: list[int]) -> tuple[str, list]:
 
 def test_oss_abandoned_uploads_count_unfinished_multipart_parts(oss, monkeypatch):
     # Pages of 2 prove the upload and part markers without thousands of calls.
-    monkeypatch.setattr(object_storage, "PAGE_SIZE", 2)
+    monkeypatch.setattr(object_storage.common, "PAGE_SIZE", 2)
     bucket = oss2.Bucket(
         oss2.Auth("ferry-ak", "ferry-secret"), oss.endpoint, "ferry-bucket"
     )
@@ -304,7 +304,7 @@ def _s3_upload(client, bucket: str, key: str, sizes: list[int]) -> tuple[str, li
 
 
 def test_s3_abandoned_uploads_count_unfinished_multipart_parts(s3_iam, monkeypatch):
-    monkeypatch.setattr(object_storage, "PAGE_SIZE", 2)  # proves the part marker
+    monkeypatch.setattr(object_storage.common, "PAGE_SIZE", 2)  # proves the part marker
     client, bucket = _s3_client(s3_iam), "multipart-bucket"
     client.create_bucket(Bucket=bucket)
     _s3_upload(client, bucket, f"{UPLOADS}u1/data", [3000, 2000, 1000])
