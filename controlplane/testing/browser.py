@@ -59,6 +59,7 @@ def chromium_page(*, height: int = 900, timeout_ms: int = 15_000) -> Iterator:
             yield page
         finally:
             browser.close()
+            _close_connections_made_under_playwright()
 
 
 def login(page, base_url: str, username: str, password: str | None = None) -> None:
@@ -74,3 +75,13 @@ def shot(page, name: str) -> None:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 0, path
+
+
+def _close_connections_made_under_playwright() -> None:
+    """While Playwright's event loop runs in this thread, Django keeps this
+    thread's connections per async context, not per thread: the ones the test
+    opened between page actions would be lost, still open, once it stops."""
+    from django.db import connections
+
+    if not any(conn.in_atomic_block for conn in connections.all()):
+        connections.close_all()
