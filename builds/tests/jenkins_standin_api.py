@@ -61,6 +61,13 @@ class Handler(BaseHTTPRequestHandler):
         )
         self._send(status, page, "text/html")
 
+    def _node(self, name: str) -> dict | None:
+        """The node, or None after answering 404 as Jenkins does."""
+        node = self.standin.nodes.get(name)
+        if node is None:
+            self._error(404, "Not Found")
+        return node
+
     def _user(self) -> str | None:
         """The authenticated user, "" for anonymous, None for bad credentials."""
         header = self.headers.get("Authorization", "")
@@ -223,9 +230,8 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, _queue_json(self.standin.url, item))
 
     def get_node(self, user, query, body, name) -> None:
-        node = self.standin.nodes.get(name)
+        node = self._node(name)
         if node is None:
-            self._error(404, "Not Found")
             return
         self._send(
             200,
@@ -252,9 +258,8 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def get_node_config(self, user, query, body, name) -> None:
-        node = self.standin.nodes.get(name)
+        node = self._node(name)
         if node is None:
-            self._error(404, "Not Found")
             return
         xml = (
             "<?xml version='1.1' encoding='UTF-8'?>\n<slave><name>{name}</name>"
@@ -268,9 +273,8 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, xml, "application/xml")
 
     def get_jnlp(self, user, query, body, name) -> None:
-        node = self.standin.nodes.get(name)
+        node = self._node(name)
         if node is None:
-            self._error(404, "Not Found")
             return
         xml = (
             '<jnlp codebase="{url}computer/{name}/" spec="1.0+">'
@@ -322,9 +326,8 @@ class Handler(BaseHTTPRequestHandler):
         self._send(302, "", "text/plain", {"Location": self.standin.url})
 
     def post_node_config(self, user, query, body, name) -> None:
-        node = self.standin.nodes.get(name)
+        node = self._node(name)
         if node is None:
-            self._error(404, "Not Found")
             return
         root = ElementTree.fromstring(body)
         node["numExecutors"] = int(root.findtext("numExecutors") or 1)
