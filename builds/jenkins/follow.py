@@ -31,7 +31,7 @@ from adapters.errors import JenkinsError
 from adapters.jenkins import JenkinsUnreachable
 from builds.executors import BuildResult
 from builds.executors.cache_meter import CacheMeter
-from builds.models import Build
+from builds.models import Build, BuildStatus
 from builds.progress import BuildProgress
 
 from .connection import cluster_jenkins
@@ -74,8 +74,7 @@ class JenkinsBuild:
             return self._follow()
         except Cancelled:
             self._stop_in_jenkins()
-            self.progress.log("\n" + _("Cancelled.") + "\n")
-            return BuildResult.cancelled()
+            return self._stopped()
         except JenkinsError as exc:
             failed_in = self.stage_name or phase
             self.progress.log(f"\nFAILED: {exc.reason}\n")
@@ -202,8 +201,8 @@ class JenkinsBuild:
             )
             return BuildResult.succeeded()
         if info.result == "ABORTED":
-            if self.progress.cancelled():
-                return BuildResult.cancelled()
+            if self.progress.cancelled(fresh=True):
+                return self._stopped()
             line = _("The build was aborted in Jenkins (stopped there, or timed out).")
         elif info.result == "UNSTABLE":
             line = _("Jenkins marked the build UNSTABLE (e.g. failing tests).")
@@ -264,6 +263,14 @@ class JenkinsBuild:
             if not more:
                 return
             time.sleep(self.interval)
+
+    def _stopped(self) -> BuildResult:
+        """Ended by Ferry (a cancel, or the reaper): the log says which."""
+        row = Build.objects.filter(pk=self.build.pk)
+        status, line = row.values_list("status", "failure_line").first() or ("", "")
+        reaped = status == BuildStatus.FAILED and line
+        self.progress.log("\n" + (line if reaped else _("Cancelled.")) + "\n")
+        return BuildResult.cancelled()
 
     def _quietly(self, fn: Callable[[], T]) -> T | None:
         try:

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from builds.models import BuildAgent, BuildCluster, Project
+from controlplane.celery import app
 from controlplane.testing.ports import free_port
 from controlplane.testing.wait import wait_for
 from regions.models import DockerHost, Region
@@ -181,3 +182,12 @@ def admin_user(ferry_admin):
     """pytest-django's admin_user is a superuser; here: a user in Ferry's admin
     role (the `viewer` and `operator` fixtures come from controlplane.testing)."""
     return ferry_admin
+
+
+@pytest.fixture
+def eager_tasks():
+    """Tasks published here run at once in the publishing thread (a cancel or
+    stop task, as a worker would run it), with no broker in between."""
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False

@@ -14,9 +14,10 @@ Builds "run" by a script: a queue delay, then console lines each after a
 delay, optionally holding at a named gate until the test calls
 `release(gate)`, then the result. Time advances lazily on each request, so
 nothing runs in the background. Switches: `vanish(job, number)` (the build
-404s from then on), `down()` / `up()` (the server stops, cutting open
-connections, and listens again on the same port), `rotate_crumb()` (a
-restarted Jenkins), `accept_crumbs`.
+404s from then on), `forget(queue_id)` (the queue item 404s, as after a
+restart or once Jenkins drops an expired item), `down()` / `up()` (the
+server stops, cutting open connections, and listens again on the same
+port), `rotate_crumb()` (a restarted Jenkins), `accept_crumbs`.
 """
 
 from __future__ import annotations
@@ -191,6 +192,11 @@ class JenkinsStandin:
     def vanish(self, job: str, number: int) -> None:
         with self.lock:
             self.vanished.add((job, number))
+
+    def forget(self, queue_id: int) -> None:
+        """Drop a queue item: it answers 404 and never gets a build."""
+        with self.lock:
+            del self.queue[queue_id]
 
     def rotate_crumb(self) -> None:
         with self.lock:

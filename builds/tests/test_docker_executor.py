@@ -18,7 +18,6 @@ from builds.executors.docker import cache_volume_name
 from builds.models import Build, BuildStatus
 from builds.runs import build_run
 from builds.services import build_cancel, build_create
-from controlplane.celery import app
 from controlplane.testing.ports import free_port
 from controlplane.testing.wait import wait_for
 
@@ -173,14 +172,6 @@ def test_the_context_honours_dockerignore(project, git_project):
     build = run_build(project)
 
     assert build.status == BuildStatus.SUCCEEDED, (build.failure_line, build.log)
-
-
-@pytest.fixture
-def eager_tasks():
-    """Tasks published here run at once in the publishing thread."""
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 @pytest.mark.django_db(transaction=True)

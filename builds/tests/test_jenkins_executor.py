@@ -112,6 +112,25 @@ def test_it_creates_the_job_follows_the_queue_and_streams_the_log(
     assert jenkins.posts("/config.xml") == []
 
 
+def test_a_build_of_another_ref_passes_it_and_the_image_tag_to_the_job(
+    jenkins, jenkins_project, build_threads
+):
+    job = job_name(jenkins_project)
+    jenkins.scripts[job] = shop_script()
+    # An earlier (cancelled) build: Ferry's build number 2 is the image tag,
+    # and differs from Jenkins' own build number 1.
+    earlier = queue_build(jenkins_project)
+    Build.objects.filter(pk=earlier.pk).update(status=BuildStatus.CANCELLED)
+    ref = "release/2.4+hotfix.1"  # "+" and "/" must arrive as written
+    build = queue_build(jenkins_project, ref=ref)
+
+    done = build_threads(build).join()
+
+    assert done.status == BuildStatus.SUCCEEDED, done.failure_line
+    assert jenkins.run(job, 1).params == {"GIT_REF": ref, "IMAGE_TAG": "2"}
+    assert done.image == "team/shop:2"
+
+
 def test_a_changed_project_updates_its_job_before_the_next_build(
     jenkins, jenkins_project, build_threads
 ):
