@@ -3,8 +3,8 @@
 Reads only: metrics come from registries.metrics.registry_stats and the chart
 series from registries.selectors, events from
 registries.events, the files from registries.render.render_site_files
-(masked). A part that cannot be computed shows its reason instead of
-breaking the page.
+(masked), the export from registries.compose. A part that cannot be
+computed shows its reason instead of breaking the page.
 """
 
 import io
@@ -115,15 +115,22 @@ def rendered_files(registry: Registry) -> tuple[dict[str, str], str]:
         return {}, str(exc) or type(exc).__name__
 
 
-def compose_zip(registry: Registry, masked: bool = True) -> bytes:
-    """docker-compose.yml plus ./<role>/<file> as the compose file mounts them."""
-    from .render import render_site_files
+def compose_zip(registry: Registry, masked: bool = True) -> tuple[bytes, list[str]]:
+    """(the zip, the registries in it): the site's docker-compose.yml plus
+    ./<service>/<file> as it mounts them, with the files' modes (a TLS key
+    stays 0600 when unzipped). Raises NotExportable (or a rendering error)
+    while a registry of the site cannot be rendered as deployed."""
+    from .compose import export_files, load_site
 
+    site = load_site(registry, masked=masked)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in sorted(render_site_files(registry, masked=masked).items()):
-            archive.writestr(f"ferry-registry-{registry.pk}/{name}", content)
-    return buffer.getvalue()
+        for name, content, mode in sorted(export_files(site)):
+            info = zipfile.ZipInfo(f"ferry-registry-{registry.pk}/{name}")
+            info.external_attr = (0o100000 | mode) << 16  # a regular file
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, content)
+    return buffer.getvalue(), [member.spec.name for member in site.members]
 
 
 def chart_data(registry: Registry) -> dict:

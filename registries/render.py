@@ -4,8 +4,8 @@
   debug/metrics on loopback, notifications to Ferry, access log)
 * `render_nginx_conf(spec)`       the mirror's TLS + htpasswd front (/v2/ only)
 * `render_htpasswd(users)`        bcrypt ($2b$) entries, stable across renders
-* `render_compose(spec, containers)` a docker-compose equivalent of the site
-* `render_site_files(registry, masked=True)` all of them by file name, for pages
+* `render_site_files(registry, masked=True)` all of them by file name, for pages,
+  with the site's docker-compose.yml (rendered by registries.compose)
 
 A stable render matters: the config hash decides whether reconcile replaces
 a container, so the same row must always give the same bytes (bcrypt salts
@@ -327,67 +327,24 @@ http {{
 """
 
 
-# -- docker-compose export --------------------------------------------------------
-def render_compose(spec: RegistrySpec, containers) -> str:
-    """A docker-compose.yml running the same containers with the same files.
-
-    Each container's files are bind-mounted from ./<role>/<file name>, which
-    is where the registry page's export puts them.
-    """
-    services = {}
-    volumes = {}
-    for container in containers:
-        services[container.role] = _compose_service(container)
-        for mount in container.mounts:
-            if mount.kind == "volume":
-                volumes[mount.source] = {"name": mount.source}
-    document: dict = {"services": services}
-    if volumes:
-        document["volumes"] = volumes
-    body = yaml.safe_dump(
-        document, sort_keys=False, default_flow_style=False, width=200
-    )
-    return _header(spec, "docker-compose.yml") + body
-
-
-def _compose_service(container) -> dict:
-    service: dict = {
-        "image": container.image,
-        "container_name": container.name,
-        "network_mode": "host",
-        "restart": "unless-stopped",
-    }
-    if container.entrypoint:
-        service["entrypoint"] = list(container.entrypoint)
-    volumes = [
-        f"./{container.role}/{path.rsplit('/', 1)[-1]}:{path}:ro"
-        for path, _content, _mode in container.files
-    ]
-    volumes += [
-        f"{m.source}:{m.target}" + (":ro" if m.read_only else "")
-        for m in container.mounts
-    ]
-    service["volumes"] = volumes
-    service["labels"] = dict(container.labels)
-    if container.log_options:
-        options = dict(container.log_options)
-        service["logging"] = {"driver": "json-file", "options": options}
-    return service
-
-
 def render_site_files(registry, masked: bool = True) -> dict[str, str]:
-    """Every file of this registry's containers, by display name, as deployed.
+    """This registry's files as deployed, then the site's docker-compose.yml.
 
-    Secrets are replaced by MASK unless masked=False. Keys look like
-    "registry/config.yml", "nginx/nginx.conf", "gateway/nginx.conf" and
-    "docker-compose.yml".
+    Secrets are replaced by MASK unless masked=False. Keys are where the
+    export puts them: "<service>/<file name>" (e.g. "mirror-registry/config.yml",
+    "mirror-nginx/nginx.conf", "mirror-gateway/nginx.conf"), and
+    "docker-compose.yml" for the whole site (registries.compose).
     """
-    from .site import site_containers  # site builds on this module
+    from .compose import export_files, load_site  # compose builds on this module
 
-    spec, containers = site_containers(registry, masked=masked)
-    files = {}
-    for container in containers:
-        for path, content, _mode in container.files:
-            files[f"{container.role}/{path.rsplit('/', 1)[-1]}"] = content
-    files["docker-compose.yml"] = render_compose(spec, containers)
+    site = load_site(registry, masked=masked, strict=False)
+    own = next(m for m in site.members if m.spec.id == registry.pk)
+    directories = {own.service(container) for container in own.containers}
+    files, compose = {}, ""
+    for name, content, _mode in export_files(site):
+        if name == "docker-compose.yml":
+            compose = content
+        elif name.split("/", 1)[0] in directories:
+            files[name] = content
+    files["docker-compose.yml"] = compose
     return files

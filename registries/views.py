@@ -48,19 +48,22 @@ def registry_detail(request, pk: int, prewarm_form=None):
 
 
 def registry_export(request, pk: int):
-    """A zip of docker-compose.yml and the files it mounts; admins may ask for
-    the real secrets (?secrets=1, audited), everyone else gets them masked."""
+    """A zip of the site's docker-compose.yml (every registry on this one's
+    store and host) and the files it mounts; admins may ask for the real
+    secrets (?secrets=1, audited), everyone else gets them masked."""
     registry = get_object_or_404(Registry, pk=pk)
     with_secrets = request.GET.get("secrets") == "1"
     if with_secrets and not has_role(request.user, Role.ADMIN):
         return HttpResponse(status=403)
     try:
-        body = pages.compose_zip(registry, masked=not with_secrets)
+        body, exported = pages.compose_zip(registry, masked=not with_secrets)
     except Exception as exc:  # noqa: BLE001 - not renderable yet: say why
         messages.error(request, _("Cannot export yet: %s") % exc)
         return redirect("registries:registry_detail", pk=pk)
     if with_secrets:
-        audit.record(request.user, "export_secrets", registry, {}, via="ui")
+        # The site's secrets, not only this registry's: say whose left.
+        changes = {"registries": exported}
+        audit.record(request.user, "export_secrets", registry, changes, via="ui")
     response = HttpResponse(body, content_type="application/zip")
     response["Content-Disposition"] = (
         f'attachment; filename="ferry-registry-{registry.pk}-compose.zip"'

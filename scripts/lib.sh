@@ -12,12 +12,13 @@ FERRY_VAR=${FERRY_VAR_DIR:-$FERRY_ROOT/var}
 
 # Debian packages the quick start and the tests use (see shared TESTING.md):
 # services Ferry runs or drives, the test images' binaries, the browser and
-# CJK fonts for screenshots, msgfmt for the translations, and sshd (only the
-# ssh:// host tests start one, on a free loopback port, never the system one).
+# CJK fonts for screenshots, msgfmt for the translations, sshd (only the
+# ssh:// host tests start one, on a free loopback port, never the system one),
+# and docker-compose (v1), which runs a registry site's export for real.
 FERRY_APT_PACKAGES=(
   ca-certificates git python3-venv gettext redis-server postgresql
   docker.io nginx docker-registry skopeo busybox-static chromium fonts-noto-cjk
-  openssh-server
+  openssh-server docker-compose
 )
 
 ferry_say() { printf '==> %s\n' "$*"; }

@@ -196,7 +196,7 @@ def test_the_list_shows_each_mirrors_gateway(viewer, mirror):
 
 def test_detail_shows_rendered_files_with_secrets_masked(viewer, mirror):
     page = viewer.get(f"/registries/{mirror.pk}/").content.decode()
-    assert 'data-file="registry/config.yml"' in page
+    assert 'data-file="hk-mirror-registry/config.yml"' in page
     assert "notifications" in page and "********" in page
     for secret in SECRETS:
         assert secret not in page
@@ -267,24 +267,80 @@ def test_admin_rotates_a_password_and_sees_it_once(
     assert shown not in admin.get(f"/registries/{mirror.pk}/").content.decode()
 
 
-def test_export_is_a_zip_of_compose_and_masked_files(viewer, mirror):
-    response = viewer.get(f"/registries/{mirror.pk}/export/")
-    archive = zipfile.ZipFile(io.BytesIO(response.content))
-    names = archive.namelist()
-    prefix = f"ferry-registry-{mirror.pk}/"
-    assert prefix + "docker-compose.yml" in names
-    assert prefix + "registry/config.yml" in names
-    everything = b"".join(archive.read(n) for n in names).decode()
-    for secret in SECRETS:
-        assert secret not in everything
+@pytest.fixture
+def applied_site(mirror):
+    """The mirror as an apply left it, and a private registry on its store and
+    host (their site), plus a registry on another host that is not part of it."""
+    Registry.objects.filter(pk=mirror.pk).update(
+        last_applied_at=timezone.now(), tls_certificate="CERT", tls_private_key="KEY"
+    )
+    ObjectStore.objects.filter(pk=mirror.store_id).update(http_secret="site-XYZ")
+    common = {"region": mirror.region, "store": mirror.store, "kind": "private"}
+    private = Registry.objects.create(
+        host=mirror.host, name="hk-private", port=15010, debug_port=15011,
+        notify_token="private-token-XYZ", last_applied_at=timezone.now(), **common,
+    )  # fmt: skip
+    other = DockerHost.objects.create(
+        region=mirror.region, name="hk2", docker_url="unix:///y.sock"
+    )
+    Registry.objects.create(
+        host=other, name="elsewhere", port=15020, debug_port=15021, **common
+    )
+    mirror.refresh_from_db()
+    return mirror, private
 
 
-def test_admin_export_with_secrets_is_audited(admin, mirror):
-    response = admin.get(f"/registries/{mirror.pk}/export/?secrets=1")
+def _export(client, registry, query=""):
+    response = client.get(f"/registries/{registry.pk}/export/{query}")
+    assert response.status_code == 200, response
     archive = zipfile.ZipFile(io.BytesIO(response.content))
-    config = archive.read(f"ferry-registry-{mirror.pk}/registry/config.yml").decode()
+    prefix = f"ferry-registry-{registry.pk}/"
+    return {
+        info.filename.removeprefix(prefix): info for info in archive.infolist()
+    }, archive
+
+
+def test_export_is_a_zip_of_the_whole_site_with_masked_files(viewer, applied_site):
+    mirror, private = applied_site
+    for exported in (mirror, private):
+        infos, archive = _export(viewer, exported)
+        assert {
+            "docker-compose.yml", "hk-mirror-registry/config.yml",
+            "hk-mirror-nginx/nginx.conf", "hk-mirror-gateway/nginx.conf",
+            "hk-private-registry/config.yml",
+        } <= set(infos)  # fmt: skip
+        assert not any(name.startswith("elsewhere") for name in infos)
+        everything = b"".join(archive.read(i) for i in infos.values()).decode()
+        for secret in (*SECRETS, "private-token-XYZ", "site-XYZ", "KEY"):
+            assert secret not in everything
+        assert infos["hk-mirror-nginx/tls.key"].external_attr >> 16 == 0o100600
+
+
+def test_export_of_a_site_not_applied_yet_says_why(viewer, mirror, applied_site):
+    _mirror, private = applied_site
+    Registry.objects.filter(pk=private.pk).update(last_applied_at=None)
+    response = viewer.get(f"/registries/{mirror.pk}/export/", follow=True)
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0] == f"/registries/{mirror.pk}/"
+    assert "Cannot export yet: registry cn-hongkong/hk-private has never been" in page
+    Registry.objects.filter(pk=private.pk).update(
+        last_applied_at=timezone.now(), debug_port=None
+    )
+    page = viewer.get(f"/registries/{mirror.pk}/export/", follow=True)
+    assert "hk-private has no Debug port yet" in page.content.decode()
+
+
+def test_admin_export_with_secrets_is_audited(admin, applied_site):
+    mirror, _private = applied_site
+    infos, archive = _export(admin, mirror, "?secrets=1")
+    config = archive.read(infos["hk-mirror-registry/config.yml"]).decode()
     assert SECRETS[2] in config  # the notify token, really
-    assert AuditEvent.objects.filter(action="export_secrets").exists()
+    private = archive.read(infos["hk-private-registry/config.yml"]).decode()
+    assert "private-token-XYZ" in private and "site-XYZ" in private
+    event = AuditEvent.objects.get(action="export_secrets")
+    assert event.changes == {
+        "registries": ["cn-hongkong/hk-mirror", "cn-hongkong/hk-private"]
+    }
 
 
 # -- forms ---------------------------------------------------------------------

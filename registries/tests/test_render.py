@@ -3,13 +3,14 @@
 import datetime
 import subprocess
 from dataclasses import replace
+from types import SimpleNamespace
 
 import bcrypt
 import pytest
 import yaml
 
-from registries import render, tls
-from registries.site import nginx_container, registry_container
+from registries import compose, render, tls
+from registries.site import gateway_container, nginx_container, registry_container
 from registries.spec import (
     MASK,
     RegistrySpec,
@@ -267,16 +268,107 @@ def test_masked_files_show_no_secret():
     assert "ops:********" in text
 
 
-def test_compose_export_runs_the_same_containers():
-    containers = [registry_container(MIRROR), nginx_container(MIRROR)]
-    doc = yaml.safe_load(render.render_compose(MIRROR, containers))
-    nginx = doc["services"]["nginx"]
-    assert nginx["container_name"] == "ferry-reg-7-nginx"
+GATEWAY_ROW = SimpleNamespace(
+    pk=7, name="mirror", upstream_url="https://home.example.com",
+    gateway_enabled=True, gateway_port=5100, gateway_cache_max_mb=1024,
+)  # fmt: skip
+SITE_PRIVATE = replace(PRIVATE, id=8, name="hk/private", port=5002, debug_port=5003)
+
+
+def compose_site(mirror=MIRROR, private=SITE_PRIVATE) -> compose.ComposeSite:
+    """The site a mirror and a private registry on one store and host make."""
+    members = (
+        compose.SiteMember(
+            mirror,
+            (
+                gateway_container(mirror, GATEWAY_ROW),
+                registry_container(mirror),
+                nginx_container(mirror),
+            ),
+            "mirror",
+        ),
+        compose.SiteMember(private, (registry_container(private),), "private"),
+    )
+    return compose.ComposeSite("hk/s3", "hk/h1", members)
+
+
+def test_compose_export_runs_every_container_of_the_site():
+    site = compose_site()
+    doc = yaml.safe_load(compose.render_compose(site))
+    assert list(doc["services"]) == [
+        "mirror-gateway", "mirror-registry", "mirror-nginx", "private-registry",
+    ]  # fmt: skip
+    names = [s["container_name"] for s in doc["services"].values()]
+    assert names == [
+        "ferry-reg-7-gateway", "ferry-reg-7-registry", "ferry-reg-7-nginx",
+        "ferry-reg-8-registry",
+    ]  # fmt: skip
+    nginx = doc["services"]["mirror-nginx"]
     assert nginx["network_mode"] == "host" and nginx["restart"] == "unless-stopped"
     assert nginx["entrypoint"][:3] == ["nginx", "-c", "/etc/nginx/ferry/nginx.conf"]
-    assert "./nginx/htpasswd:/etc/nginx/ferry/htpasswd:ro" in nginx["volumes"]
-    assert nginx["labels"]["ferry.config-hash"] == containers[1].config_hash
-    assert doc["services"]["registry"]["image"] == "registry:2"
+    assert "./mirror-nginx/htpasswd:/etc/nginx/ferry/htpasswd:ro" in nginx["volumes"]
+    assert (
+        nginx["labels"]["ferry.config-hash"]
+        == site.members[0].containers[2].config_hash
+    )
+    assert nginx["depends_on"] == ["mirror-registry"]
+    assert doc["services"]["mirror-registry"]["depends_on"] == ["mirror-gateway"]
+    private = doc["services"]["private-registry"]
+    assert private["image"] == "registry:2" and "depends_on" not in private
+    assert private["labels"]["ferry.owner"] == "registry:8"
+    assert (
+        "./private-registry/config.yml:/etc/docker/registry/config.yml:ro"
+        in private["volumes"]
+    )
+    header = compose.render_compose(site).splitlines()[0]
+    assert "hk/mirror (mirror)" in header and "hk/private (private)" in header
+
+
+def test_compose_declares_each_named_volume_once_and_shares_a_filesystem_store():
+    disk = StoreSpec(kind="filesystem", root_directory="/srv/registry")
+    site = compose_site(replace(MIRROR, store=disk), replace(SITE_PRIVATE, store=disk))
+    doc = yaml.safe_load(compose.render_compose(site))
+    assert doc["volumes"] == {"ferry-reg-7-gwcache": {"name": "ferry-reg-7-gwcache"}}
+    assert any(
+        v.startswith("ferry-reg-7-gwcache:")
+        for v in doc["services"]["mirror-gateway"]["volumes"]
+    )
+    for service in ("mirror-registry", "private-registry"):
+        assert "/srv/registry:/var/lib/registry" in doc["services"][service]["volumes"]
+
+
+def test_exported_files_are_where_the_compose_file_mounts_them():
+    site = compose_site()
+    files = compose.export_files(site)
+    paths = [path for path, _content, _mode in files]
+    assert len(paths) == len(set(paths))  # no two containers' files collide
+    doc = yaml.safe_load(dict((p, c) for p, c, _m in files)["docker-compose.yml"])
+    mounted = {
+        volume.split(":")[0].removeprefix("./")
+        for service in doc["services"].values()
+        for volume in service["volumes"]
+        if volume.startswith("./")
+    }
+    assert mounted == set(paths) - {"docker-compose.yml"}
+    assert {
+        "mirror-gateway/nginx.conf", "mirror-nginx/nginx.conf",
+        "mirror-registry/config.yml", "private-registry/config.yml",
+    } <= mounted  # fmt: skip
+    modes = {path: mode for path, _content, mode in files}
+    assert modes["mirror-nginx/tls.key"] == 0o600
+    assert modes["mirror-nginx/htpasswd"] == 0o644  # nginx workers read it
+
+
+def test_service_names_are_the_registry_names_made_unique_within_the_site():
+    rows = [
+        SimpleNamespace(pk=7, name="Mirror HK"),
+        SimpleNamespace(pk=8, name="private"),
+        SimpleNamespace(pk=9, name="private"),  # same name, another region
+        SimpleNamespace(pk=10, name="镜像"),  # slugify keeps nothing
+    ]
+    assert compose.service_bases(rows) == {
+        7: "mirror-hk", 8: "private-8", 9: "private-9", 10: "registry-10",
+    }  # fmt: skip
 
 
 def test_every_container_has_bounded_json_file_logs_in_its_hash_and_compose():
@@ -289,8 +381,8 @@ def test_every_container_has_bounded_json_file_logs_in_its_hash_and_compose():
         assert changed.log_options == (("max-size", "10m"), ("max-file", "2"))
         assert spec.config_hash != changed.config_hash  # a change replaces it
         assert new_container(changed).log_options == changed.log_options
-    doc = yaml.safe_load(render.render_compose(small, [nginx_container(small)]))
-    assert doc["services"]["nginx"]["logging"] == {
+    doc = yaml.safe_load(compose.render_compose(compose_site(small)))
+    assert doc["services"]["mirror-nginx"]["logging"] == {
         "driver": "json-file", "options": {"max-size": "10m", "max-file": "2"},
     }  # fmt: skip
 
@@ -315,19 +407,58 @@ def test_render_site_files_masks_secrets_of_a_saved_registry(test_ca):
     )  # fmt: skip
     RegistryUser.objects.create(registry=registry, username="ops", password="ops-pw")
     masked = render.render_site_files(registry)
-    expected = {"registry/config.yml", "nginx/nginx.conf", "nginx/htpasswd",
-                "nginx/tls.crt", "nginx/tls.key", "docker-compose.yml"}  # fmt: skip
+    expected = {"m-registry/config.yml", "m-nginx/nginx.conf", "m-nginx/htpasswd",
+                "m-nginx/tls.crt", "m-nginx/tls.key", "m-gateway/nginx.conf",
+                "docker-compose.yml"}  # fmt: skip
     assert expected <= set(masked)
     joined = "\n".join(masked.values())
     for secret in ("store-key", "site-secret", "up-pass", "tok-x", "PRIVATE KEY"):
         assert secret not in joined
-    assert masked["nginx/tls.key"] == MASK
+    assert masked["m-nginx/tls.key"] == MASK
     clear = render.render_site_files(registry, masked=False)
-    assert "site-secret" in clear["registry/config.yml"]
-    assert f"/registries/notify/{registry.pk}/" in clear["registry/config.yml"]
-    assert clear["nginx/htpasswd"].startswith("ops:$2b$")
+    assert "site-secret" in clear["m-registry/config.yml"]
+    assert f"/registries/notify/{registry.pk}/" in clear["m-registry/config.yml"]
+    assert clear["m-nginx/htpasswd"].startswith("ops:$2b$")
     # The masked and the deployed files differ only where secrets are.
-    assert masked["nginx/nginx.conf"] == clear["nginx/nginx.conf"]
+    assert masked["m-nginx/nginx.conf"] == clear["m-nginx/nginx.conf"]
+
+
+@pytest.mark.django_db
+def test_the_site_is_every_registry_on_the_same_store_and_host():
+    from regions.models import DockerHost, Region
+    from registries.models import ObjectStore, Registry
+
+    region = Region.objects.create(slug="hk", name="HK")
+    host, other_host = (
+        DockerHost.objects.create(region=region, name=n, docker_url="unix:///x")
+        for n in ("h1", "h2")
+    )
+    store, other_store = (
+        ObjectStore.objects.create(region=region, name=n, kind="s3", bucket="b")
+        for n in ("s1", "s2")
+    )
+    made = {}
+    for name, kind, on_host, on_store, port in (
+        ("private", "private", host, store, 5010),
+        ("mirror", "mirror", host, store, 5000),
+        ("elsewhere", "private", other_host, store, 5020),
+        ("other-bucket", "private", host, other_store, 5030),
+    ):
+        made[name] = Registry.objects.create(
+            region=region, host=on_host, store=on_store, name=name, kind=kind,
+            upstream_url="https://up.example.com", port=port, debug_port=port + 1,
+            https_port=8443 if kind == "mirror" else None, gateway_port=None,
+        )  # fmt: skip
+    for exported in ("private", "mirror"):
+        site = compose.load_site(made[exported], strict=False)
+        assert [m.spec.name for m in site.members] == ["hk/mirror", "hk/private"]
+    files = render.render_site_files(made["private"])
+    assert (
+        "private-registry/config.yml" in files
+        and "mirror-nginx/nginx.conf" not in files
+    )
+    services = yaml.safe_load(files["docker-compose.yml"])["services"]
+    assert list(services) == ["mirror-registry", "mirror-nginx", "private-registry"]
 
 
 def test_tls_pair_checks_and_self_signed(test_ca):
