@@ -2,7 +2,8 @@
 
 Reads are open to every logged-in role; building, cancelling and
 provisioning need operator (403 otherwise, like the API). A running build's
-page polls its `build-live` fragment every second and stops when it ends.
+page polls its `build-live` fragment every second and stops when it ends; a
+cluster's page polls `cluster-live` while it provisions or builds run or wait.
 """
 
 from django.contrib import messages
@@ -17,7 +18,7 @@ from controlplane.page_views import render_or_fragment
 
 from . import selectors, services
 from .forms import BuildTriggerForm
-from .models import Build, BuildCluster, Project
+from .models import CLUSTER_ACTIVE_STATES, Build, BuildCluster, Project
 from .queue import queue_position
 
 LIVE_TRIGGER = "every 1s"
@@ -43,6 +44,7 @@ def cluster_detail(request, pk: int):
     )
     context = {
         "cluster": cluster,
+        "cluster_active": cluster.status in CLUSTER_ACTIVE_STATES,
         "agents": selectors.cluster_agents(cluster),
         "queue": selectors.cluster_queue(cluster),
         "projects": cluster.projects.all(),

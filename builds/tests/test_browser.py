@@ -9,7 +9,7 @@ Screenshots land in artifacts/screenshots/ for a human to look at.
 import pytest
 
 from builds.executors.docker import cache_volume_name
-from builds.models import Build, BuildStatus
+from builds.models import Build, BuildCluster, BuildStatus, ClusterStatus
 from controlplane.testing.browser import chromium_page, login, shot
 from controlplane.testing.wait import wait_for
 
@@ -73,7 +73,21 @@ def test_build_button_live_log_and_trend_chart(
     )
     assert page.locator("[data-testid=success-rate]").inner_text() == "100%"
     shot(page, "builds-03-project")
+    # A provisioning cluster's page turns to the outcome without a reload.
+    clusters = BuildCluster.objects.filter(pk=project.cluster.pk)
+    clusters.update(status=ClusterStatus.PROVISIONING)
     page.goto(f"{live_server.url}/builds/clusters/{project.cluster.pk}/")
     page.wait_for_selector("[data-testid=agents]")
+    status = page.locator("[data-testid=cluster-status]")
+    assert status.inner_text() == "Provisioning"
+    clusters.update(status=ClusterStatus.FAILED, last_error="engine unreachable")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=cluster-status]')"
+        ".innerText === 'Failed'"
+    )
+    assert page.get_attribute("#cluster-live", "hx-trigger") is None
+    assert page.locator("#cluster-live .error-text").inner_text() == (
+        "engine unreachable"
+    )
     shot(page, "builds-04-cluster")
     assert page.bad == [], f"failed requests: {page.bad}"

@@ -212,6 +212,25 @@ def test_queued_builds_show_their_position(client, viewer, project):
     assert client.get("/builds/").status_code == 200
 
 
+def test_cluster_page_polls_its_status_only_while_provisioning(client, viewer, project):
+    cluster = project.cluster
+    BuildCluster.objects.filter(pk=cluster.pk).update(status="provisioning")
+    login(client, viewer)
+    url = f"/builds/clusters/{cluster.pk}/"
+
+    page = client.get(url).content.decode()
+    assert 'id="cluster-live" hx-get=' in page  # no build runs: the status polls
+    assert "visibilityState === 'visible'" in page
+
+    BuildCluster.objects.filter(pk=cluster.pk).update(status="ready")
+    fragment = client.get(
+        url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="cluster-live"
+    ).content.decode()
+    assert fragment.lstrip().startswith('<div id="cluster-live">')  # polling ends
+    badge = re.search(r'data-testid="cluster-status">([^<]*)<', fragment)
+    assert badge and badge.group(1) == "Ready"
+
+
 def test_build_page_shows_waterfall_digest_and_log(client, viewer, project):
     build = finished(project, 1, 12.0, warm=True)
     Build.objects.filter(pk=build.pk).update(
