@@ -1,9 +1,10 @@
 """Root conftest: the real-service test harness (controlplane/testing)."""
 
-import time
 import warnings
 
 import pytest
+
+from controlplane.testing.wait import wait_for
 
 pytest_plugins = ["controlplane.testing.fixtures"]
 
@@ -27,13 +28,16 @@ def django_db_setup(django_db_setup, django_db_blocker):
         if connection.vendor != "postgresql":
             return
         with connection.cursor() as cursor:
-            deadline = time.monotonic() + 5
-            while True:
+
+            def others_now() -> list:
                 cursor.execute(OTHER_SESSIONS)
-                others = cursor.fetchall()
-                if not others or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
+                return cursor.fetchall()
+
+            try:
+                wait_for(lambda: not others_now(), timeout=5, interval=0.1)
+            except AssertionError:
+                pass  # named and ended below
+            others = others_now()
             for pid, *_rest in others:
                 cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
     if others:

@@ -45,10 +45,9 @@ from regions.services import host_connection
 
 from . import ports, reconcile, tls
 from .lease import ApplyBusy, Keeper, acquire_lease, release_lease
-
-__all__ = ["ApplyBusy", "ReconcileSkipped", "registry_apply", "registry_reconcile"]
 from .models import ObjectStore, Registry, RegistryStatus, RegistryUser
 from .site import container_name, owner_label, site_containers
+from .spec import evidence_major, tag_major
 from .validators import validate_registry
 
 log = logging.getLogger(__name__)
@@ -217,8 +216,6 @@ def _image_ids(client, containers, keeper: Keeper) -> dict[str, str]:
 def check_registry_image(client, image: str) -> None:
     """Refuse an image whose own config contradicts the major its tag states
     (registry 3 would ignore a config written where 2.x reads it)."""
-    from .spec import evidence_major, tag_major
-
     config = engine.image_config(client, image)
     found = evidence_major(config.labels, config.command) if config else None
     stated = tag_major(image)
@@ -239,14 +236,14 @@ def _execute(
     client, registry: Registry, containers, only_if_drift: bool, keeper: Keeper
 ) -> list:
     image_ids = _image_ids(client, containers, keeper)
-    check_registry_image(
-        client, next(c for c in containers if c.role == "registry").image
-    )
     desired = [reconcile.desired_state(c, image_ids[c.image]) for c in containers]
     observed = reconcile.observe(client, owner_label(registry.pk), containers)
     actions = reconcile.plan(desired, observed)
     if not actions and only_if_drift:
         return actions
+    check_registry_image(
+        client, next(c for c in containers if c.role == "registry").image
+    )
     if only_if_drift and _starts_containers(actions):
         # An apply checked this before touching the host; a pass about to
         # start new containers must not skip it.
@@ -326,9 +323,8 @@ def _record_success(registry: Registry, containers) -> None:
 
 
 def _skip_reason(registry: Registry, containers) -> str | None:
-    """Why a reconcile pass must leave this registry alone (None: repair it)."""
-    if registry.last_applied_at is None:
-        return _("never applied: a pass only repairs what an apply set up")
+    """Why a reconcile pass must leave this applied registry alone (None:
+    repair it)."""
     pending = site_hash(containers) != registry.config_hash
     if registry.status == RegistryStatus.FAILED and pending:
         return _("its last apply failed; fix it and apply again")
@@ -341,7 +337,9 @@ def _apply_locked(registry_id: int, only_if_drift: bool, keeper: Keeper) -> list
     )
     loaded_status = registry.status
     if only_if_drift and registry.last_applied_at is None:
-        raise ReconcileSkipped(_skip_reason(registry, []))
+        raise ReconcileSkipped(
+            _("never applied: a pass only repairs what an apply set up")
+        )
     try:
         validate_registry(registry)
         ensure_generated(registry)

@@ -24,8 +24,9 @@ from regions.services import host_connection
 
 from . import apply as applying
 from . import ports, tls
-from .apply import METERED_ROLES, ApplyBusy, acquire_lease, release_lease
+from .apply import METERED_ROLES
 from .health import registry_health_check
+from .lease import ApplyBusy, acquire_lease, release_lease
 from .models import Registry, RegistryStatus, RegistryUser
 from .site import ROLE_ORDER, container_name, gateway_cache_volume, owner_label
 from .validators import validate_registry

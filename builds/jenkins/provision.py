@@ -78,13 +78,14 @@ def agent_container_name(agent) -> str:
     return f"ferry-jenkins-{agent.cluster_id}-agent-{agent.kind}"
 
 
-def node_prefix(cluster) -> str:
-    return f"ferry-{cluster.pk}-"
+def node_prefix(cluster_id: int) -> str:
+    """What the names of a cluster's nodes in Jenkins start with."""
+    return f"ferry-{cluster_id}-"
 
 
 def node_name(agent) -> str:
     """The agent's node in Jenkins (jobs run on it by its label, the kind)."""
-    return f"ferry-{agent.cluster_id}-{agent.kind}"
+    return node_prefix(agent.cluster_id) + agent.kind
 
 
 def master_address(cluster) -> tuple[int, str]:
@@ -253,7 +254,7 @@ def register_agents(cluster, agents: list) -> dict[int, str]:
     # Nodes of agents deleted (or renamed) in Ferry would keep taking jobs.
     wanted = {node_name(agent) for agent in agents}
     for name in jenkins.nodes():
-        if name.startswith(node_prefix(cluster)) and name not in wanted:
+        if name.startswith(node_prefix(cluster.pk)) and name not in wanted:
             jenkins.delete_node(name)
     return secrets
 

@@ -395,7 +395,7 @@ def test_health_shows_the_reason_when_the_upstream_is_down(site, upstream_regist
 def test_two_applies_do_not_fight(site):
     """While one apply holds the lease, another gives up clearly and a
     reconcile pass skips."""
-    from registries.apply import acquire_lease, release_lease
+    from registries.lease import acquire_lease, release_lease
 
     token = acquire_lease(site.mirror.pk, wait=0)
     try:
